@@ -1,0 +1,108 @@
+"""Node keys: Ed25519 key files, key ids, and the consumers' trust store."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+
+class KeyError_(Exception):
+    """A key file that cannot be used; the message says which file and why."""
+
+
+def raw_public(public_key: Ed25519PublicKey) -> bytes:
+    return public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def key_id(public_key: Ed25519PublicKey) -> str:
+    """First 16 bytes of SHA-256 over the raw 32-byte public key, as 32 hex digits."""
+    return hashlib.sha256(raw_public(public_key)).hexdigest()[:32]
+
+
+def public_pem(public_key: Ed25519PublicKey) -> bytes:
+    return public_key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def generate(path: Path) -> tuple[Ed25519PrivateKey, str]:
+    """Write a new private key (0600, never overwriting) and `<path>.pub`; return key and id."""
+    private_key = Ed25519PrivateKey.generate()
+    pem = private_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise KeyError_(f"{path}: a key already exists there; refusing to overwrite it") from None
+    with os.fdopen(fd, "wb") as out:
+        out.write(pem)
+    pub_path = Path(f"{path}.pub")
+    pub_path.write_bytes(public_pem(private_key.public_key()))
+    return private_key, key_id(private_key.public_key())
+
+
+def load_private(path: Path, *, check_mode: bool = True) -> Ed25519PrivateKey:
+    """Load the node's private key, refusing one that group or others can read."""
+    try:
+        info = path.stat()
+        data = path.read_bytes()
+    except OSError as exc:
+        raise KeyError_(f"{path}: cannot read the signing key: {exc.strerror}; create one with "
+                        f"`edge-agent keygen --key {path}`") from None
+    if check_mode and info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise KeyError_(f"{path}: the signing key is readable by group or others "
+                        f"(mode {stat.S_IMODE(info.st_mode):04o}); run `chmod 600 {path}`")
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError):
+        raise KeyError_(f"{path}: not an unencrypted PEM private key") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise KeyError_(f"{path}: not an Ed25519 key")
+    return key
+
+
+def load_public(path: Path) -> Ed25519PublicKey:
+    try:
+        key = serialization.load_pem_public_key(path.read_bytes())
+    except OSError as exc:
+        raise KeyError_(f"{path}: cannot read: {exc.strerror}") from None
+    except ValueError:
+        raise KeyError_(f"{path}: not a PEM public key") from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise KeyError_(f"{path}: not an Ed25519 public key")
+    return key
+
+
+@dataclass(frozen=True)
+class TrustedKey:
+    public_key: Ed25519PublicKey
+    nodes: frozenset[str] | None = None  # None: any node id may use this key
+
+
+@dataclass
+class TrustStore:
+    """Public keys consumers accept, by key id."""
+
+    keys: dict[str, TrustedKey] = field(default_factory=dict)
+    revoked: set[str] = field(default_factory=set)
+
+    def add(self, public_key: Ed25519PublicKey, nodes: frozenset[str] | None = None) -> str:
+        kid = key_id(public_key)
+        self.keys[kid] = TrustedKey(public_key, nodes)
+        return kid
+
+    @classmethod
+    def load(cls, directory: Path) -> "TrustStore":
+        """Every `*.pub` file in `directory` is a trusted key."""
+        if not directory.is_dir():
+            raise KeyError_(f"{directory}: trust store folder not found")
+        store = cls()
+        for pub in sorted(directory.glob("*.pub")):
+            store.add(load_public(pub))
+        return store

@@ -1,0 +1,1 @@
+"""Read-only Modbus: config models, register codec, request planner, poller, transports."""
