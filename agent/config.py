@@ -37,6 +37,8 @@ class NodeConfig(Section):
 
 
 class TlsConfig(Section):
+    """TLS towards the broker (used when the URL is mqtts://); never falls back to plain text."""
+
     ca_file: ConfigPath | None = Field(None, description="CA bundle that signed the broker's certificate")
     cert_file: ConfigPath | None = Field(None, description="client certificate for mutual TLS")
     key_file: ConfigPath | None = Field(None, description="client certificate's private key")
@@ -49,6 +51,8 @@ class TlsConfig(Section):
 
 
 class MqttConfig(Section):
+    """The plant's MQTT broker and how this node talks to it."""
+
     url: str = Field("mqtt://127.0.0.1:1883", description="mqtt://host:port, or mqtts://host:port for TLS")
     client_id: str = Field("", description="MQTT client id; empty means the node id")
     topic_prefix: Name = Field("edge", description="first topic level of every message")
@@ -88,19 +92,27 @@ class MqttConfig(Section):
 
 
 class SigningConfig(Section):
+    """The node's own signing key; consumers trust its public half (`<key_file>.pub`)."""
+
     key_file: ConfigPath = Field(description="the node's Ed25519 private key (PEM, mode 0600)")
 
 
 class HostCollectorConfig(Section):
+    """Host health: CPU, memory, disks, temperatures, clock sync, failed units."""
+
     enabled: bool = True
-    interval: PositiveDuration = 30.0
+    interval: PositiveDuration = Field(30.0, description="how often to sample")
 
 
 class CollectorsConfig(Section):
+    """Which collectors run and how often."""
+
     host: HostCollectorConfig = Field(default_factory=HostCollectorConfig)
 
 
 class Config(Section):
+    """The whole agent configuration (one TOML file)."""
+
     node: NodeConfig
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     signing: SigningConfig

@@ -1,0 +1,175 @@
+"""`edge-agent`: the agent's command line. Each handler imports its work lazily, so a quick
+command (check-config, keygen) never pays for pymodbus or paho."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from agent import __version__
+
+DEFAULT_CONFIG = Path("/etc/edge-agent/agent.toml")
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _load_config(path: Path):
+    """The validated config, or print its problems (one per line) and exit 2."""
+    from agent.config import ConfigError, load
+
+    try:
+        return load(path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        raise SystemExit(EXIT_USAGE) from None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from agent import daemon, logsetup
+    from agent.keys import KeyError_
+
+    config = _load_config(args.config)
+    logsetup.setup(args.log_level)
+    try:
+        return daemon.run(config)
+    except KeyError_ as exc:
+        print(f"edge-agent: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    config = _load_config(args.config)
+    print(f"{args.config}: valid (node {config.node.id}, {len(config.modbus.devices)} Modbus devices)")
+    return EXIT_OK
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    from agent import keys
+
+    try:
+        _, kid = keys.generate(args.key)
+    except keys.KeyError_ as exc:
+        print(f"edge-agent: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"wrote {args.key} (private, mode 0600) and {args.key}.pub; key id {kid}")
+    return EXIT_OK
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from agent.consumer import Subscription
+    from agent.keys import KeyError_, TrustStore
+
+    try:
+        trust = TrustStore.load(args.trust)
+    except KeyError_ as exc:
+        print(f"edge-agent: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    deadline = time.monotonic() + args.timeout if args.timeout else None
+    seen = invalid = 0
+    with Subscription(args.broker, trust, topic_filter=f"{args.topic_prefix}/#") as subscription:
+        try:
+            for received in subscription.messages(deadline):
+                print(json.dumps(received.as_json(), sort_keys=True), flush=True)
+                seen += 1
+                invalid += not received.verdict.valid
+                if args.count and seen >= args.count:
+                    break
+        except KeyboardInterrupt:
+            pass
+    print(f"verified {seen} messages, {invalid} invalid", file=sys.stderr)
+    return EXIT_FAILED if invalid else EXIT_OK
+
+
+def cmd_collect(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from agent.collectors import registry
+
+    config = _load_config(args.config) if args.config else None
+    try:
+        collector = registry.build_one(args.name, config, root=args.root)
+    except registry.UnknownCollector as exc:
+        print(f"edge-agent: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    readings = asyncio.run(registry.collect_once(collector))
+    for reading in readings:
+        if args.json:
+            print(json.dumps({"kind": reading.kind, "subject": reading.subject, "body": reading.body},
+                             indent=2, sort_keys=True))
+        else:
+            print(f"# {reading.stream}")
+            for line in registry.flatten(reading.body):
+                print(line)
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from agent import demo
+
+    return demo.run(duration=args.duration, broker_url=args.broker, state_dir=args.state_dir)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edge-agent",
+        description="Edge readiness agent: collects host health, patch posture and Modbus telemetry, "
+                    "signs each message with the node's Ed25519 key and publishes it over MQTT.",
+        epilog="Docs: README.md and docs/ (configuration, protocol, security, operations).")
+    parser.add_argument("--version", action="version", version=f"edge-agent {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def config_arg(p: argparse.ArgumentParser, required: bool = False) -> None:
+        p.add_argument("-c", "--config", type=Path, default=None if not required else DEFAULT_CONFIG,
+                       help=f"TOML config file (default {DEFAULT_CONFIG})" if required else "TOML config file")
+
+    p = sub.add_parser("run", help="run the daemon in the foreground (SIGTERM/Ctrl-C stop it)")
+    config_arg(p, required=True)
+    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    p.set_defaults(handler=cmd_run)
+
+    p = sub.add_parser("check-config", help="validate a config file; exit 0 if valid, 2 if not")
+    config_arg(p, required=True)
+    p.set_defaults(handler=cmd_check_config)
+
+    p = sub.add_parser("keygen", help="create the node's Ed25519 signing key (and KEY.pub)")
+    p.add_argument("--key", type=Path, required=True, help="where to write the private key (mode 0600)")
+    p.set_defaults(handler=cmd_keygen)
+
+    p = sub.add_parser("verify", help="subscribe, verify every message, print one JSON object per line",
+                       description="Exit 1 if any message was invalid, 0 otherwise.")
+    p.add_argument("--broker", required=True, help="broker URL, e.g. mqtt://127.0.0.1:1883")
+    p.add_argument("--trust", type=Path, required=True, help="folder of trusted public keys (*.pub)")
+    p.add_argument("--count", type=int, default=0, help="stop after N messages (default: no limit)")
+    p.add_argument("--timeout", type=float, default=0, help="stop after S seconds (default: no limit)")
+    p.add_argument("--topic-prefix", default="edge", help="first topic level (default edge)")
+    p.set_defaults(handler=cmd_verify)
+
+    p = sub.add_parser("collect", help="run one collector once and print what it would publish")
+    p.add_argument("name", help="collector: host, patches, posture, or modbus/<device>")
+    config_arg(p)
+    p.add_argument("--json", action="store_true", help="print the message bodies as JSON")
+    p.add_argument("--root", type=Path, default=Path("/"),
+                   help="read another system root (e.g. a mounted disk image), default /")
+    p.set_defaults(handler=cmd_collect)
+
+    p = sub.add_parser("demo", help="simulated plant + broker + agent + live verified view")
+    p.add_argument("--duration", type=float, default=0, help="stop after S seconds (default: until Ctrl-C)")
+    p.add_argument("--broker", default=None, help="use this broker URL instead of starting one")
+    p.add_argument("--state-dir", type=Path, default=None, help="keep keys, config and logs here")
+    p.set_defaults(handler=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except KeyboardInterrupt:
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,187 @@
+"""Host health: CPU, load, memory, swap, filesystems, temperatures, uptime, network errors,
+clock synchronisation, failed systemd units and eMMC wear.
+
+A value the host does not expose is left out of the body, never reported as zero.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import ctypes.util
+import logging
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from agent.config import Config
+from agent.reading import Priority, Reading
+
+log = logging.getLogger(__name__)
+
+# Pseudo and container file systems say nothing about the panel PC's disks.
+_SKIP_FSTYPES = {"tmpfs", "devtmpfs", "squashfs", "overlay", "proc", "sysfs", "cgroup", "cgroup2",
+                 "devpts", "mqueue", "debugfs", "tracefs", "securityfs", "pstore", "autofs",
+                 "fusectl", "configfs", "bpf", "hugetlbfs", "efivarfs", "ramfs", "nsfs", "binfmt_misc"}
+
+
+def cpu_busy_percent(before: Any, after: Any) -> float | None:
+    """Share of CPU time not idle between two psutil.cpu_times() samples."""
+    idle_fields = ("idle", "iowait")
+    total = sum(after) - sum(before)
+    if total <= 0:
+        return None
+    idle = sum(getattr(after, f, 0.0) - getattr(before, f, 0.0) for f in idle_fields)
+    return round(100.0 * (total - idle) / total, 1)
+
+
+def parse_pressure(text: str) -> dict[str, float]:
+    """`some avg10=0.12 ...` lines of /proc/pressure/* as {"some_avg10": 0.12, ...}."""
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        kind, *pairs = line.split()
+        for pair in pairs:
+            key, _, value = pair.partition("=")
+            if key.startswith("avg"):
+                out[f"{kind}_{key}"] = float(value)
+    return out
+
+
+class _Timex(ctypes.Structure):
+    # struct timex from <sys/timex.h> (Linux, LP64): ints are padded by ctypes as by the C ABI.
+    _fields_ = [("modes", ctypes.c_uint), ("offset", ctypes.c_long), ("freq", ctypes.c_long),
+                ("maxerror", ctypes.c_long), ("esterror", ctypes.c_long), ("status", ctypes.c_int),
+                ("constant", ctypes.c_long), ("precision", ctypes.c_long), ("tolerance", ctypes.c_long),
+                ("tv_sec", ctypes.c_long), ("tv_usec", ctypes.c_long), ("tick", ctypes.c_long),
+                ("ppsfreq", ctypes.c_long), ("jitter", ctypes.c_long), ("shift", ctypes.c_int),
+                ("stabil", ctypes.c_long), ("jitcnt", ctypes.c_long), ("calcnt", ctypes.c_long),
+                ("errcnt", ctypes.c_long), ("stbcnt", ctypes.c_long), ("tai", ctypes.c_int),
+                ("_reserved", ctypes.c_int * 11)]
+
+
+_STA_UNSYNC = 0x0040
+_STA_NANO = 0x2000
+_TIME_ERROR = 5
+
+
+def clock_state() -> dict[str, Any] | None:
+    """Kernel clock discipline via adjtimex(2) (read-only, no root needed), or None."""
+    libc_name = ctypes.util.find_library("c")
+    if libc_name is None:
+        return None
+    libc = ctypes.CDLL(libc_name, use_errno=True)
+    timex = _Timex()  # modes = 0: read only
+    state = libc.adjtimex(ctypes.byref(timex))
+    if state < 0:
+        return None
+    offset_us = timex.offset / 1000 if timex.status & _STA_NANO else float(timex.offset)
+    return {
+        "synchronized": not (timex.status & _STA_UNSYNC) and state != _TIME_ERROR,
+        "offset_us": offset_us,
+        "max_error_us": timex.maxerror,
+        "est_error_us": timex.esterror,
+    }
+
+
+def failed_units() -> list[str] | None:
+    """Names of failed systemd units, or None where systemd is not running."""
+    if not Path("/run/systemd/system").is_dir() or shutil.which("systemctl") is None:
+        return None
+    try:
+        out = subprocess.run(["systemctl", "list-units", "--state=failed", "--plain", "--no-legend",
+                              "--no-pager"], capture_output=True, text=True, timeout=10, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return [line.split()[0] for line in out.splitlines() if line.strip()]
+
+
+def emmc_wear(sys_root: Path = Path("/sys")) -> dict[str, str]:
+    """eMMC life-time estimates (JEDEC: 0x01 = 0-10 % used ... 0x0b = exceeded)."""
+    return {path.parent.name: path.read_text().strip()
+            for path in sys_root.glob("class/mmc_host/*/*/life_time") if path.is_file()}
+
+
+def filesystems() -> list[dict[str, Any]]:
+    disks = []
+    seen: set[str] = set()
+    for part in psutil.disk_partitions(all=False):
+        if part.fstype in _SKIP_FSTYPES or part.device in seen:
+            continue
+        seen.add(part.device)
+        try:
+            usage = psutil.disk_usage(part.mountpoint)
+        except OSError:
+            continue
+        disks.append({"mount": part.mountpoint, "device": part.device, "fstype": part.fstype,
+                      "total_bytes": usage.total, "used_bytes": usage.used, "free_bytes": usage.free,
+                      "percent": usage.percent})
+    return disks
+
+
+def temperatures() -> dict[str, float]:
+    reader = getattr(psutil, "sensors_temperatures", None)
+    if reader is None:
+        return {}
+    out = {}
+    for chip, sensors in reader().items():
+        for index, sensor in enumerate(sensors):
+            out[f"{chip}/{sensor.label or index}"] = sensor.current
+    return out
+
+
+class HostCollector:
+    """Samples the host it runs on; `interval` comes from [collectors.host]."""
+
+    name = "host"
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._cpu_before = psutil.cpu_times()
+
+    def sample(self) -> dict[str, Any]:
+        now = time.time()
+        cpu_after = psutil.cpu_times()
+        memory = psutil.virtual_memory()
+        swap = psutil.swap_memory()
+        body: dict[str, Any] = {
+            "cpu": {"count": psutil.cpu_count()},
+            "memory": {"total_bytes": memory.total, "available_bytes": memory.available,
+                       "percent": memory.percent},
+            "swap": {"total_bytes": swap.total, "used_bytes": swap.used, "percent": swap.percent},
+            "disks": filesystems(),
+            "boot_time_ms": int(psutil.boot_time() * 1000),
+            "uptime_s": int(now - psutil.boot_time()),
+            "network": {name: {"errin": c.errin, "errout": c.errout, "dropin": c.dropin, "dropout": c.dropout}
+                        for name, c in psutil.net_io_counters(pernic=True).items() if name != "lo"},
+        }
+        busy = cpu_busy_percent(self._cpu_before, cpu_after)
+        self._cpu_before = cpu_after
+        if busy is not None:
+            body["cpu"]["percent"] = busy
+        if hasattr(os, "getloadavg"):
+            body["cpu"]["load1"], body["cpu"]["load5"], body["cpu"]["load15"] = (round(x, 2) for x in os.getloadavg())
+        try:
+            body["memory"]["pressure"] = parse_pressure(Path("/proc/pressure/memory").read_text())
+        except OSError:
+            pass  # kernel without PSI: leave it out
+        optional = {"temperatures": temperatures(), "clock": clock_state(),
+                    "failed_units": failed_units(), "emmc_life_time": emmc_wear()}
+        body.update({key: value for key, value in optional.items() if value not in (None, {})})
+        return body
+
+    async def collect(self) -> list[Reading]:
+        body = await asyncio.to_thread(self.sample)
+        return [Reading(kind="host", body=body, priority=Priority.STATE)]
+
+    async def close(self) -> None:
+        return None
+
+
+def build(config: Config, *, root: Path = Path("/")) -> HostCollector:
+    """The host collector always describes the running host; `root` does not apply to it."""
+    return HostCollector(config.collectors.host.interval)
