@@ -1,0 +1,159 @@
+"""The spool keeps order per stream, honours its budget by priority then age, and counts drops."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from agent.reading import Priority
+from agent.spool import FILENAME, Message, Spool, read_stats_file
+
+
+class Clock:
+    def __init__(self, now_ms: int = 1_000_000):
+        self.now_ms = now_ms
+
+    def __call__(self) -> int:
+        return self.now_ms
+
+
+def message(stream: str, n: int, priority: Priority = Priority.BULK, size: int = 100) -> Message:
+    payload = f"{stream}:{n}:".encode().ljust(size, b".")
+    return Message(topic=f"edge/n1/{stream}", payload=payload, stream=stream, priority=priority)
+
+
+def open_spool(tmp_path: Path, clock: Clock | None = None, **kwargs) -> Spool:
+    options = {"max_bytes": 10_000_000, "max_age_s": 3600.0, **kwargs}
+    return Spool(tmp_path / FILENAME, clock_ms=clock or Clock(), **options)
+
+
+def payloads(batch) -> list[bytes]:
+    return [item.payload for item in batch]
+
+
+def test_messages_come_back_oldest_first_and_leave_only_when_acked(tmp_path: Path) -> None:
+    spool = open_spool(tmp_path)
+    spool.put_many([message("a", n) for n in range(5)])
+    cursors: dict[str, int] = {}
+    first = spool.next_batch(cursors, 3)
+    assert [p.split(b":")[1] for p in payloads(first)] == [b"0", b"1", b"2"]
+    rest = spool.next_batch(cursors, 10)
+    assert [p.split(b":")[1] for p in payloads(rest)] == [b"3", b"4"]
+    assert spool.next_batch(cursors, 10) == []
+    assert spool.ack([item.id for item in first]) == 3
+    assert spool.depth == 2
+    # A new connection starts with fresh cursors: the unacked ones come again, in order.
+    assert [p.split(b":")[1] for p in payloads(spool.next_batch({}, 10))] == [b"3", b"4"]
+
+
+def test_contents_survive_reopening(tmp_path: Path) -> None:
+    spool = open_spool(tmp_path)
+    ids = spool.put_many([message("a", n) for n in range(3)])
+    spool.ack(ids[:1])
+    spool.close()
+    again = open_spool(tmp_path)
+    assert again.depth == 2
+    assert [item.id for item in again.next_batch({}, 10)] == ids[1:]
+    assert again.bytes == 2 * (len("edge/n1/a") + 100)
+
+
+def test_streams_share_the_window_most_important_first(tmp_path: Path) -> None:
+    spool = open_spool(tmp_path)
+    spool.put_many([message("bulk", n) for n in range(50)])
+    spool.put(message("sec", 0, Priority.SECURITY))
+    spool.put(message("state", 0, Priority.STATE))
+    batch = spool.next_batch({}, 6)
+    streams = [item.stream for item in batch]
+    assert streams[:2] == ["sec", "state"]
+    assert streams.count("bulk") == 4  # leftover room goes to the backlogged stream
+    by_stream: dict[str, list[int]] = {}
+    for item in batch:
+        by_stream.setdefault(item.stream, []).append(item.id)
+    assert all(ids == sorted(ids) for ids in by_stream.values())
+
+
+def test_full_spool_drops_least_important_then_oldest_and_counts_it(tmp_path: Path) -> None:
+    size = len("edge/n1/x") + 100
+    spool = open_spool(tmp_path, max_bytes=10 * size)
+    spool.put_many([message("x", n, Priority.SECURITY) for n in range(2)])
+    spool.put_many([message("x", n, Priority.BULK) for n in range(2, 6)])
+    spool.put_many([message("x", n, Priority.STATE) for n in range(6, 10)])
+    assert spool.depth == 10
+    spool.put(message("x", 10, Priority.STATE))  # one over: the oldest bulk goes
+    kept = [int(p.split(b":")[1]) for p in payloads(spool.next_batch({}, 100))]
+    assert kept == [0, 1, 3, 4, 5, 6, 7, 8, 9, 10]
+    spool.put_many([message("x", n, Priority.SECURITY) for n in range(11, 16)])
+    kept = [int(p.split(b":")[1]) for p in payloads(spool.next_batch({}, 100))]
+    # The three remaining bulk, then the two oldest state messages, were dropped.
+    assert kept == [0, 1, 8, 9, 10, 11, 12, 13, 14, 15]
+    stats = spool.stats()
+    assert stats.dropped == {"full.bulk": 4, "full.state": 2}
+    assert stats.dropped_total == 6
+    assert spool.bytes <= 10 * size
+
+
+def test_a_bulk_message_into_a_spool_full_of_security_drops_itself(tmp_path: Path) -> None:
+    size = len("edge/n1/x") + 100
+    spool = open_spool(tmp_path, max_bytes=3 * size)
+    spool.put_many([message("x", n, Priority.SECURITY) for n in range(3)])
+    spool.put(message("x", 3, Priority.BULK))
+    assert [int(p.split(b":")[1]) for p in payloads(spool.next_batch({}, 10))] == [0, 1, 2]
+    assert spool.stats().dropped == {"full.bulk": 1}
+
+
+def test_expire_drops_old_messages_and_counts_them(tmp_path: Path) -> None:
+    clock = Clock()
+    spool = open_spool(tmp_path, clock, max_age_s=60.0)
+    spool.put(message("a", 0, Priority.SECURITY))
+    clock.now_ms += 30_000
+    spool.put(message("a", 1, Priority.BULK))
+    clock.now_ms += 40_000
+    assert spool.expire() == 1
+    assert [int(p.split(b":")[1]) for p in payloads(spool.next_batch({}, 10))] == [1]
+    assert spool.stats().dropped == {"age.security": 1}
+
+
+def test_held_messages_wait_until_released_and_keep_their_place(tmp_path: Path) -> None:
+    spool = open_spool(tmp_path)
+    will = spool.put(message("status", 0, Priority.SECURITY), held=True)
+    birth = spool.put(message("status", 1, Priority.SECURITY))
+    assert [item.id for item in spool.next_batch({}, 10)] == [birth]
+    assert spool.release_held() == 1
+    assert [item.id for item in spool.next_batch({}, 10)] == [will, birth]
+
+
+def test_ack_of_unknown_ids_is_harmless_and_stats_track_acks(tmp_path: Path) -> None:
+    clock = Clock(5_000)
+    spool = open_spool(tmp_path, clock)
+    ids = spool.put_many([message("a", n) for n in range(3)])
+    assert spool.ack([ids[0], ids[0], 999]) == 1
+    stats = spool.stats()
+    assert (stats.depth, stats.acked, stats.last_ack_ms) == (2, 1, 5_000)
+    assert stats.depth_by_priority == {"bulk": 2, "state": 0, "security": 0}
+
+
+def test_stats_can_be_read_without_the_daemon(tmp_path: Path) -> None:
+    assert read_stats_file(tmp_path / FILENAME) is None
+    spool = open_spool(tmp_path)
+    spool.put_many([message("a", n) for n in range(4)])
+    stats = read_stats_file(tmp_path / FILENAME)
+    assert stats is not None and stats.depth == 4
+    spool.close()
+
+
+def test_spool_is_sqlite_in_wal_mode_with_the_chosen_sync(tmp_path: Path) -> None:
+    spool = open_spool(tmp_path, sync="full")
+    spool.put(message("a", 0))
+    conn = sqlite3.connect(tmp_path / FILENAME)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert spool._conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+
+
+@pytest.mark.parametrize("sizes", [[300, 50, 700, 20], [1000], [10] * 30])
+def test_byte_total_matches_the_database(tmp_path: Path, sizes: list[int]) -> None:
+    spool = open_spool(tmp_path, max_bytes=1500)
+    for n, size in enumerate(sizes):
+        spool.put(message("a", n, Priority(n % 3), size=size))
+    assert spool.bytes == spool.stats().bytes <= 1500
