@@ -70,6 +70,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     deadline = time.monotonic() + args.timeout if args.timeout else None
     seen = invalid = 0
     with Subscription(args.broker, trust, topic_filter=f"{args.topic_prefix}/#") as subscription:
+        if subscription.subscribed.wait(args.timeout or None):
+            print(f"verify: subscribed to {args.topic_prefix}/# on {args.broker}", file=sys.stderr, flush=True)
         try:
             for received in subscription.messages(deadline):
                 print(json.dumps(received.as_json(), sort_keys=True), flush=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -56,12 +57,14 @@ class Subscription:
         host, port, tls = broker_address(url)
         self.trust = trust
         self._inbox: queue.Queue[Received] = queue.Queue()
+        self.subscribed = threading.Event()
         self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
         if tls:
             self._client.tls_set(ca_certs=ca_file)
         self._filter = topic_filter
         self._client.on_connect = self._on_connect
         self._client.on_message = self._on_message
+        self._client.on_subscribe = lambda *args: self.subscribed.set()
         self._client.connect_async(host, port, keepalive=30)
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:

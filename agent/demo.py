@@ -1,0 +1,143 @@
+"""`edge-agent demo`: a whole plant on one machine, on embedded defaults.
+
+Starts two simulated PLCs (separate processes, real Modbus TCP), a broker (Mosquitto when
+installed, else a pure-Python one), the agent with a throwaway key, and a verifying
+subscriber whose live view shows each node's host health and each device's latest values
+with a "signature verified" mark.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import tomllib
+from collections.abc import Iterator
+from importlib import resources
+from pathlib import Path
+
+from agent import config as config_mod
+from agent import keys, logsetup
+from agent.consumer import Subscription
+from agent.demo_view import PlantView
+
+log = logging.getLogger(__name__)
+
+# The simulated plant: the demo config's device port -> simulator profile served there.
+PLANT = {15020: "packaging_line", 15021: "energy_meter"}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_for_port(port: int, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"nothing is listening on 127.0.0.1:{port} after {timeout:.0f} s")
+
+
+@contextlib.contextmanager
+def _process(argv: list[str], log_path: Path, port: int) -> Iterator[subprocess.Popen]:
+    with log_path.open("ab") as out:
+        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        _wait_for_port(port)
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@contextlib.contextmanager
+def _broker(state: Path) -> Iterator[str]:
+    port = _free_port()
+    mosquitto = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin:/usr/local/sbin")
+    if mosquitto:
+        conf = state / "mosquitto.conf"
+        # `user root` only matters when run as root: mosquitto would otherwise drop to a user
+        # that cannot write the demo's state folder.
+        conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\nuser root\n")
+        argv = [mosquitto, "-c", str(conf)]
+    else:
+        argv = [sys.executable, "-m", "agent.demo_broker", str(port)]
+    with _process(argv, state / "broker.log", port):
+        yield f"mqtt://127.0.0.1:{port}"
+
+
+def demo_config(state: Path, broker_url: str, ports: dict[int, int]) -> config_mod.Config:
+    """The embedded demo config with this run's broker, ports and state folder."""
+    data = tomllib.loads(resources.files("agent.defaults").joinpath("demo.toml").read_text())
+    data["state_dir"] = str(state / "agent")
+    data["signing"]["key_file"] = str(state / "node.key")
+    data["mqtt"]["url"] = broker_url
+    for device in data.get("modbus", {}).get("devices", []):
+        device["port"] = ports.get(device.get("port"), device.get("port"))
+    return config_mod.validate(data, "demo.toml", state)
+
+
+def _run_agent(cfg: config_mod.Config, stop: threading.Event) -> None:
+    from agent.daemon import Agent
+
+    async def main() -> None:
+        agent = Agent(cfg, keys.load_private(cfg.signing.key_file))
+        runner = asyncio.create_task(agent.run())
+        while not stop.is_set() and not runner.done():
+            await asyncio.sleep(0.2)
+        agent.stop_event.set()
+        await runner
+
+    asyncio.run(main())
+
+
+def run(duration: float = 0, broker_url: str | None = None, state_dir: Path | None = None) -> int:
+    state = state_dir or Path(tempfile.mkdtemp(prefix="edge-agent-demo-"))
+    state.mkdir(parents=True, exist_ok=True)
+    logsetup.setup("INFO", stream=(state / "agent.log").open("a"))
+    key_path = state / "node.key"
+    if not key_path.exists():
+        keys.generate(key_path)
+    trust = keys.TrustStore()
+    trust.add(keys.load_public(Path(f"{key_path}.pub")))
+    ports = {configured: _free_port() for configured in PLANT}
+    print(f"edge-agent demo: state, keys and logs in {state}", flush=True)
+    with contextlib.ExitStack() as stack:
+        for configured, port in ports.items():
+            argv = [sys.executable, "-m", "simulators.cli", "--port", str(port), "--profile", PLANT[configured]]
+            stack.enter_context(_process(argv, state / f"plc-{PLANT[configured]}.log", port))
+        url = broker_url or stack.enter_context(_broker(state))
+        cfg = demo_config(state, url, ports)
+        stop = threading.Event()
+        agent_thread = threading.Thread(target=_run_agent, args=(cfg, stop), name="agent", daemon=True)
+        subscription = stack.enter_context(Subscription(url, trust, topic_filter=f"{cfg.mqtt.topic_prefix}/#"))
+        agent_thread.start()
+        view = PlantView(url, live=sys.stdout.isatty())
+        deadline = time.monotonic() + duration if duration else None
+        try:
+            while deadline is None or time.monotonic() < deadline:
+                step = min(1.0, deadline - time.monotonic()) if deadline else 1.0
+                for received in subscription.messages(time.monotonic() + max(step, 0.0)):
+                    view.update(received)
+                view.show(sys.stdout)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            stop.set()
+            agent_thread.join(15)
+        view.show(sys.stdout, final=True)
+    return 0 if view.rejected == 0 and view.verified > 0 else 1

@@ -1,0 +1,103 @@
+"""The demo's live terminal view of verified messages (rendering is a pure function)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from agent.consumer import Received
+
+VERIFIED = "✔ signature verified"
+REJECTED = "✘ REJECTED"
+
+
+@dataclass
+class Latest:
+    body: dict[str, Any]
+    seq: int
+    valid: bool
+    reason: str | None
+    at: float
+
+
+@dataclass
+class PlantView:
+    broker: str
+    live: bool
+    verified: int = 0
+    rejected: int = 0
+    latest: dict[tuple[str, str], Latest] = field(default_factory=dict)  # (node, stream) -> last message
+    _last_print: float = 0.0
+
+    def update(self, received: Received) -> None:
+        fields = received.verdict.fields or {}
+        node = str(fields.get("node", "?"))
+        stream = received.topic.split("/", 2)[-1] if received.topic.count("/") >= 2 else received.topic
+        self.verified += received.verdict.valid
+        self.rejected += not received.verdict.valid
+        self.latest[(node, stream)] = Latest(fields.get("body") or {}, int(fields.get("seq") or 0),
+                                             received.verdict.valid, received.verdict.reason, time.monotonic())
+
+    def show(self, out: TextIO, final: bool = False) -> None:
+        now = time.monotonic()
+        if not (self.live or final) and now - self._last_print < 5.0:
+            return  # piped output: a snapshot every 5 s instead of a redraw every second
+        self._last_print = now
+        lines = render(self.broker, self.verified, self.rejected, self.latest, now)
+        out.write(("\x1b[H\x1b[2J" if self.live and not final else "") + "\n".join(lines) + "\n\n")
+        out.flush()
+
+
+def _mark(latest: Latest) -> str:
+    return VERIFIED if latest.valid else f"{REJECTED} ({latest.reason})"
+
+
+def _host_summary(body: dict[str, Any]) -> str:
+    parts = []
+    if "percent" in body.get("cpu", {}):
+        parts.append(f"cpu {body['cpu']['percent']:.0f}%")
+    if "memory" in body:
+        parts.append(f"mem {body['memory']['percent']:.0f}%")
+    parts += [f"disk {d['mount']} {d['percent']:.0f}%" for d in body.get("disks", [])[:2]]
+    if "clock" in body:
+        parts.append("clock synced" if body["clock"]["synchronized"] else "clock NOT synced")
+    if body.get("failed_units"):
+        parts.append(f"{len(body['failed_units'])} failed units")
+    return "  ".join(parts)
+
+
+def _format_value(value: Any) -> str:
+    return f"{value:.2f}".rstrip("0").rstrip(".") if isinstance(value, float) else str(value)
+
+
+def _device_summary(body: dict[str, Any]) -> tuple[str, str]:
+    status = body.get("status", {}).get("state", "?")
+    units = body.get("units", {})
+    values = "  ".join(f"{name}={_format_value(v)}{(' ' + units[name]) if name in units else ''}"
+                       for name, v in body.get("values", {}).items())
+    return status, values
+
+
+def render(broker: str, verified: int, rejected: int, latest: dict[tuple[str, str], Latest], now: float) -> list[str]:
+    lines = [f"edge-agent demo  broker {broker}  messages verified {verified}  rejected {rejected}", ""]
+    for node in sorted({n for n, _ in latest}):
+        status = latest.get((node, "status"))
+        state = status.body.get("state", "?") if status else "?"
+        lines.append(f"node {node}  [{state}]")
+        host = latest.get((node, "host"))
+        if host:
+            lines.append(f"  host    {_host_summary(host.body)}")
+            lines.append(f"          {_mark(host)}  seq {host.seq}  {now - host.at:.0f}s ago")
+        for (n, stream), item in sorted(latest.items()):
+            if n != node or not stream.startswith("modbus/"):
+                continue
+            device_state, values = _device_summary(item.body)
+            lines.append(f"  device {stream[7:]}  [{device_state}]  {values}")
+            lines.append(f"          {_mark(item)}  seq {item.seq}  {now - item.at:.0f}s ago")
+        for (n, stream), item in sorted(latest.items()):
+            if n == node and not item.valid:
+                lines.append(f"  {stream}: {_mark(item)}")
+    if not latest:
+        lines.append("waiting for the first messages ...")
+    return lines
