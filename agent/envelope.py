@@ -1,15 +1,26 @@
 """The signed envelope: canonical bytes, sealing and verification. Pure functions only.
 
-Wire format (see docs/protocol.md): one JSON object, RFC 8785 (JCS) canonical, holding
-`v, alg, kid, node, topic, kind, session, seq, ts, body` and `sig`. The signature is
-Ed25519 over `SIGNING_CONTEXT + JCS(object without "sig")`.
+Wire format (see docs/protocol.md and docs/security.md): one JSON object, RFC 8785 (JCS)
+canonical, holding `v, alg, kid, node, topic, kind, session, seq, ts, body` and `sig`. The
+signature is Ed25519 over `SIGNING_CONTEXT + JCS(object without "sig")`.
+
+Verification checks the exact bytes received, never a re-encoding: in canonical form the
+"sig" member sits right before the top-level "topic" member, so removing it gives back the
+signed bytes. Exactly one byte string verifies for each signed message, so a byte-identical
+copy is the only possible duplicate.
+
+Versioning: `v` is read before anything else. A consumer rejects a version it does not know
+with `unsupported_version` (never `malformed`), and the signing context names the version,
+so a v1 signature can never be taken for a v2 one. Upgrade consumers first, then nodes.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +35,10 @@ ALGORITHM = "Ed25519"
 SIGNING_CONTEXT = b"edge-agent-envelope-v1\n"
 SIGNED_FIELDS = ("v", "alg", "kid", "node", "topic", "kind", "session", "seq", "ts", "body")
 MAX_SAFE_INTEGER = 2**53 - 1
+MAX_PAYLOAD_BYTES = 256 * 1024  # far above any reading; bounds the parser's work
+_SIG_MEMBER = b',"sig":"'
+_TOPIC_MEMBER = b',"topic":'
+_SIGNATURE_TEXT = re.compile(r"[A-Za-z0-9_-]{86}")  # 64 bytes, base64url without padding
 
 
 class _NeedsFullJcs(Exception):
@@ -77,8 +92,16 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+def _signature_bytes(text: str) -> bytes | None:
+    """The 64 signature bytes, or None unless `text` is their one canonical base64url form."""
+    if not _SIGNATURE_TEXT.fullmatch(text):
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(text + "==")
+    except binascii.Error:
+        return None
+    # The last character carries 4 unused bits; only one spelling may verify.
+    return raw if _b64(raw) == text else None
 
 
 def seal(
@@ -94,16 +117,18 @@ def seal(
     body: dict[str, Any],
 ) -> bytes:
     """The bytes to publish on `topic`: a canonical JSON envelope with its signature."""
-    fields = {
+    signed = canonical({
         "v": VERSION, "alg": ALGORITHM, "kid": kid, "node": node, "topic": topic,
         "kind": kind, "session": session, "seq": seq, "ts": ts_ms, "body": body,
-    }
-    signed = canonical(fields)
-    fields["sig"] = _b64(private_key.sign(SIGNING_CONTEXT + signed))
-    return canonical(fields)
+    })
+    signature = _b64(private_key.sign(SIGNING_CONTEXT + signed))
+    # "sig" sorts right before "topic"; the last `,"topic":` is the top-level one because
+    # only "ts" and "v" (integers) follow it and a JSON string cannot hold an unescaped quote.
+    at = signed.rfind(_TOPIC_MEMBER)
+    return signed[:at] + _SIG_MEMBER + signature.encode() + b'"' + signed[at:]
 
 
-# Rejection reasons: stable strings that consumers may match on.
+# Rejection reasons: stable strings that consumers may match on (docs/security.md).
 MALFORMED = "malformed"
 UNSUPPORTED_VERSION = "unsupported_version"
 UNSUPPORTED_ALGORITHM = "unsupported_algorithm"
@@ -113,11 +138,18 @@ BAD_SIGNATURE = "bad_signature"
 TOPIC_MISMATCH = "topic_mismatch"
 NODE_NOT_ALLOWED = "node_not_allowed"
 CLOCK_SKEW = "clock_skew"
+DUPLICATE = "duplicate"  # set by agent.verify.Verifier, which keeps per-session state
+REPLAY = "replay"  # likewise
+REASONS = (MALFORMED, UNSUPPORTED_VERSION, UNSUPPORTED_ALGORITHM, UNKNOWN_KEY, REVOKED_KEY,
+           BAD_SIGNATURE, TOPIC_MISMATCH, NODE_NOT_ALLOWED, CLOCK_SKEW, DUPLICATE, REPLAY)
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """The outcome of opening one message. `fields` is set whenever the JSON parsed."""
+    """The outcome of opening one message. `fields` is set whenever the JSON parsed.
+
+    Every reason after `bad_signature` in the order of checks describes authentic content.
+    """
 
     valid: bool
     reason: str | None = None
@@ -135,33 +167,70 @@ def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
+_SHAPE = {
+    "v": int, "alg": str, "kid": str, "node": str, "topic": str, "kind": str,
+    "session": str, "seq": int, "ts": int, "body": dict, "sig": str,
+}
+
+
 def _shape_problem(fields: dict[str, Any]) -> str | None:
-    expected = {
-        "v": int, "alg": str, "kid": str, "node": str, "topic": str, "kind": str,
-        "session": str, "seq": int, "ts": int, "body": dict, "sig": str,
-    }
-    for name, kind in expected.items():
+    for name, kind in _SHAPE.items():
         if name not in fields:
             return f"missing field {name!r}"
         if not isinstance(fields[name], kind) or isinstance(fields[name], bool):
             return f"field {name!r} must be a JSON {kind.__name__}"
-    extra = set(fields) - set(expected)
+    extra = set(fields) - set(_SHAPE)
     if extra:
-        return f"unexpected fields {sorted(extra)}"
+        return f"unexpected fields {sorted(extra)[:5]}"
+    for name in ("seq", "ts"):
+        if not 0 <= fields[name] <= MAX_SAFE_INTEGER:
+            return f"field {name!r} must be between 0 and 2^53-1"
     return None
 
 
 def parse(payload: bytes) -> dict[str, Any] | str:
-    """The envelope's fields, or a description of why the bytes are not an envelope."""
+    """The envelope's fields, or a description of why the bytes are not a v1 envelope.
+
+    A description starting with "version " means a well-formed object of another version.
+    """
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        return f"{len(payload)} bytes is over the {MAX_PAYLOAD_BYTES} byte limit"
     try:
         fields = json.loads(payload, object_pairs_hook=_reject_duplicates)
-    except (ValueError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         return f"not JSON: {exc}"[:200]
     if not isinstance(fields, dict):
         return "not a JSON object"
-    if fields.get("v") != VERSION:
-        return f"version {fields.get('v')!r}"
+    version = fields.get("v")
+    if not isinstance(version, int) or isinstance(version, bool):
+        return "missing field 'v'" if version is None else "field 'v' must be a JSON int"
+    if version != VERSION:
+        return f"version {version!r}"[:60]
     return _shape_problem(fields) or fields
+
+
+def signed_bytes(payload: bytes, signature: str) -> bytes | None:
+    """The bytes the signature covers: `payload` without its top-level "sig" member.
+
+    None when the member is not where canonical form puts it. Soundness: if what remains
+    verifies, it is a sealed object, which has no top-level "sig"; inserting a member
+    anywhere but at a top-level boundary makes invalid JSON or leaves the top level without
+    "sig", so the parsed fields are exactly the signed fields plus "sig".
+    """
+    member = _SIG_MEMBER + signature.encode() + b'"'
+    at = payload.rfind(_SIG_MEMBER)
+    if at < 0 or not payload.startswith(member + _TOPIC_MEMBER, at):
+        return None
+    return payload[:at] + payload[at + len(member):]
+
+
+def _topic_problem(fields: dict[str, Any], topic: str) -> str | None:
+    if fields["topic"] != topic:
+        return f"signed for {fields['topic']!r}, arrived on {topic!r}"[:300]
+    levels = topic.split("/")
+    if len(levels) < 3 or levels[1] != fields["node"] or levels[2] != fields["kind"]:
+        return f"topic {topic!r} does not name node {fields['node']!r} and kind {fields['kind']!r}"[:300]
+    return None
 
 
 def open_envelope(
@@ -171,30 +240,47 @@ def open_envelope(
     *,
     now_ms: int | None = None,
     max_skew_ms: int | None = None,
+    max_age_ms: int | None = None,
 ) -> Verdict:
-    """Verify one received message against the topic it arrived on and the trust store."""
+    """Verify one received message against the topic it arrived on and the trust store.
+
+    Stateless: replays and duplicates need memory, see agent.verify.Verifier. With `now_ms`,
+    a timestamp more than `max_skew_ms` ahead or more than `max_age_ms` behind is
+    `clock_skew`; each bound left at None is not checked.
+    """
     parsed = parse(payload)
     if isinstance(parsed, str):
         reason = UNSUPPORTED_VERSION if parsed.startswith("version ") else MALFORMED
         return Verdict(False, reason, parsed)
     fields = parsed
     if fields["alg"] != ALGORITHM:
-        return Verdict(False, UNSUPPORTED_ALGORITHM, f"alg {fields['alg']!r}", fields)
-    if fields["kid"] in trust.revoked:
-        return Verdict(False, REVOKED_KEY, f"key {fields['kid']} is revoked", fields)
-    trusted = trust.keys.get(fields["kid"])
+        return Verdict(False, UNSUPPORTED_ALGORITHM, f"alg {fields['alg']!r}"[:80], fields)
+    kid = fields["kid"]
+    if kid in trust.revoked:
+        return Verdict(False, REVOKED_KEY, f"key {kid} is revoked", fields)
+    trusted = trust.keys.get(kid)
     if trusted is None:
-        return Verdict(False, UNKNOWN_KEY, f"key {fields['kid']} is not in the trust store", fields)
-    unsigned = {name: fields[name] for name in SIGNED_FIELDS}
+        return Verdict(False, UNKNOWN_KEY, f"key {kid[:64]!r} is not in the trust store", fields)
+    signature = _signature_bytes(fields["sig"])
+    if signature is None:
+        return Verdict(False, MALFORMED, "field 'sig' is not a base64url Ed25519 signature", fields)
+    signed = signed_bytes(payload, fields["sig"])
+    if signed is None:
+        return Verdict(False, MALFORMED, "not in canonical form (RFC 8785)", fields)
     try:
-        signature = _unb64(fields["sig"])
-        trusted.public_key.verify(signature, SIGNING_CONTEXT + canonical(unsigned))
-    except (InvalidSignature, ValueError, TypeError):
-        return Verdict(False, BAD_SIGNATURE, "signature does not match the content", fields)
-    if fields["topic"] != topic:
-        return Verdict(False, TOPIC_MISMATCH, f"signed for {fields['topic']!r}, arrived on {topic!r}", fields)
+        trusted.public_key.verify(signature, SIGNING_CONTEXT + signed)
+    except InvalidSignature:
+        return Verdict(False, BAD_SIGNATURE, "signature does not match the bytes (altered or re-encoded)", fields)
+    problem = _topic_problem(fields, topic)
+    if problem:
+        return Verdict(False, TOPIC_MISMATCH, problem, fields)
     if trusted.nodes is not None and fields["node"] not in trusted.nodes:
-        return Verdict(False, NODE_NOT_ALLOWED, f"key {fields['kid']} may not speak for {fields['node']!r}", fields)
-    if now_ms is not None and max_skew_ms is not None and abs(now_ms - fields["ts"]) > max_skew_ms:
-        return Verdict(False, CLOCK_SKEW, f"timestamp {fields['ts']} is {now_ms - fields['ts']} ms from now", fields)
+        return Verdict(False, NODE_NOT_ALLOWED, f"key {kid} may not speak for {fields['node']!r}", fields)
+    if now_ms is not None:
+        ahead = fields["ts"] - now_ms
+        if max_skew_ms is not None and ahead > max_skew_ms:
+            detail = f"timestamp is {ahead} ms ahead of this clock, limit {max_skew_ms} ms"
+            return Verdict(False, CLOCK_SKEW, detail, fields)
+        if max_age_ms is not None and -ahead > max_age_ms:
+            return Verdict(False, CLOCK_SKEW, f"timestamp is {-ahead} ms old, limit {max_age_ms} ms", fields)
     return Verdict(True, None, "", fields)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,27 +83,71 @@ def load_public(path: Path) -> Ed25519PublicKey:
 @dataclass(frozen=True)
 class TrustedKey:
     public_key: Ed25519PublicKey
-    nodes: frozenset[str] | None = None  # None: any node id may use this key
+    nodes: frozenset[str] | None = None  # None: any node id may use this key (tests, demos)
+
+
+REVOCATION_FILE = "revoked"
+_KEY_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def parse_revocations(text: str, source: str) -> set[str]:
+    """Key ids from a revocation list: one per line; blank lines and `#` comments ignored."""
+    revoked = set()
+    for number, line in enumerate(text.splitlines(), 1):
+        kid = line.split("#", 1)[0].strip()
+        if not kid:
+            continue
+        if not _KEY_ID.fullmatch(kid):
+            raise KeyError_(f"{source}:{number}: {kid[:40]!r} is not a key id (32 lowercase hex digits)")
+        revoked.add(kid)
+    return revoked
 
 
 @dataclass
 class TrustStore:
-    """Public keys consumers accept, by key id."""
+    """Public keys consumers accept, by key id, each bound to the node ids it may speak for.
+
+    On disk (docs/security.md): `<node-id>.pub` and `<node-id>/*.pub` are keys of that node
+    (the same key in several places may speak for each of those nodes); `revoked` lists key
+    ids that are refused even if a key file is still present.
+    """
 
     keys: dict[str, TrustedKey] = field(default_factory=dict)
     revoked: set[str] = field(default_factory=set)
 
     def add(self, public_key: Ed25519PublicKey, nodes: frozenset[str] | None = None) -> str:
+        """Trust `public_key` for `nodes` as well as for any nodes it already speaks for."""
         kid = key_id(public_key)
+        known = self.keys.get(kid)
+        if known is not None:
+            nodes = None if known.nodes is None or nodes is None else known.nodes | nodes
         self.keys[kid] = TrustedKey(public_key, nodes)
         return kid
 
     @classmethod
     def load(cls, directory: Path) -> "TrustStore":
-        """Every `*.pub` file in `directory` is a trusted key."""
         if not directory.is_dir():
             raise KeyError_(f"{directory}: trust store folder not found")
         store = cls()
         for pub in sorted(directory.glob("*.pub")):
-            store.add(load_public(pub))
+            store.add(load_public(pub), frozenset({pub.name.removesuffix(".pub")}))
+        for pub in sorted(directory.glob("*/*.pub")):
+            store.add(load_public(pub), frozenset({pub.parent.name}))
+        revocations = directory / REVOCATION_FILE
+        if revocations.exists():
+            try:
+                text = revocations.read_text()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise KeyError_(f"{revocations}: cannot read the revocation list: {exc}") from None
+            store.revoked = parse_revocations(text, str(revocations))
         return store
+
+
+def write_trusted(directory: Path, node: str, public_key: Ed25519PublicKey) -> Path:
+    """Record `public_key` as a key of `node` in a trust store folder; atomic, idempotent."""
+    path = directory / node / f"{key_id(public_key)}.pub"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    temporary.write_bytes(public_pem(public_key))
+    os.replace(temporary, path)
+    return path

@@ -1,0 +1,93 @@
+"""The consumer's verifier: the pure `open_envelope` plus the memory it cannot have.
+
+`Verifier.check(payload, topic)` adds to the stateless checks: duplicates and replays per
+(node, session) (agent.replay), and following key rotations: a verified rotation notice
+(kind "key", signed by a trusted key) makes the announced key trusted for the same node
+ids, and is written to the trust store folder when one is given, so it survives a restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+from pydantic import Field
+
+from agent import envelope, keys, rotation
+from agent.config_types import Duration, Section
+from agent.replay import ReplayGuard
+
+log = logging.getLogger(__name__)
+
+
+class VerifyConfig(Section):
+    """How a consumer (verify, board) checks messages."""
+
+    trust_dir: Path = Field(description="trust store folder: <node-id>.pub, <node-id>/*.pub, revoked")
+    max_skew: Duration | None = Field(300.0, description="reject timestamps further ahead than this")
+    max_age: Duration | None = Field(
+        7 * 86400.0, description="reject timestamps older than this; cover the agents' spool backlog")
+    replay_window: int = Field(1024, ge=16, le=1 << 20, description="sequences remembered per session")
+    follow_rotations: bool = Field(True, description="trust keys announced by verified rotation notices")
+
+
+def _ms(seconds: float | None) -> int | None:
+    return None if seconds is None else int(seconds * 1000)
+
+
+class Verifier:
+    def __init__(self, trust: keys.TrustStore, *, max_skew_ms: int | None = 300_000,
+                 max_age_ms: int | None = 7 * 86_400_000, replay_window: int = 1024,
+                 follow_rotations: bool = True, trust_dir: Path | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.trust = trust
+        self.max_skew_ms = max_skew_ms
+        self.max_age_ms = max_age_ms
+        self.follow_rotations = follow_rotations
+        self.trust_dir = trust_dir
+        self.guard = ReplayGuard(replay_window)
+        self._clock = clock
+
+    @classmethod
+    def from_config(cls, config: VerifyConfig, *, persist: bool = False,
+                    clock: Callable[[], float] = time.time) -> "Verifier":
+        """A verifier over `config.trust_dir`; with `persist`, learned keys are written there."""
+        return cls(keys.TrustStore.load(config.trust_dir), max_skew_ms=_ms(config.max_skew),
+                   max_age_ms=_ms(config.max_age), replay_window=config.replay_window,
+                   follow_rotations=config.follow_rotations,
+                   trust_dir=config.trust_dir if persist else None, clock=clock)
+
+    def check(self, payload: bytes, topic: str) -> envelope.Verdict:
+        # A retained rotation notice may be old and still true: it has no age limit.
+        is_notice = topic.count("/") == 2 and topic.endswith(f"/{rotation.KIND}")
+        verdict = envelope.open_envelope(
+            payload, topic, self.trust, now_ms=int(self._clock() * 1000),
+            max_skew_ms=self.max_skew_ms, max_age_ms=None if is_notice else self.max_age_ms)
+        if not verdict.valid:
+            return verdict
+        fields = verdict.fields
+        assert fields is not None
+        reason = self.guard.admit(fields["node"], fields["session"], fields["seq"], fields["sig"])
+        if reason is not None:
+            return replace(verdict, valid=False, reason=reason,
+                           detail=f"seq {fields['seq']} of session {fields['session'][:64]!r}")
+        if fields["kind"] == rotation.KIND and self.follow_rotations:
+            return self._follow(verdict)
+        return verdict
+
+    def _follow(self, verdict: envelope.Verdict) -> envelope.Verdict:
+        fields = verdict.fields
+        assert fields is not None
+        announced = rotation.parse_rotation(fields["body"])
+        if isinstance(announced, str):
+            return replace(verdict, valid=False, reason=envelope.MALFORMED, detail=announced)
+        old = self.trust.keys[fields["kid"]]
+        new_kid = self.trust.add(announced, old.nodes)
+        if self.trust_dir is not None:
+            for node in sorted(old.nodes or {fields["node"]}):
+                keys.write_trusted(self.trust_dir, node, announced)
+        log.info("key rotation followed node=%s old_kid=%s new_kid=%s", fields["node"], fields["kid"], new_kid)
+        return verdict

@@ -1,0 +1,130 @@
+"""The rule table: every forged, altered, replayed, moved or stale message is rejected with its
+own reason, through the same Verifier a consumer uses; a genuine message passes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from agent import envelope, keys
+from agent.envelope import canonical
+from agent.verify import Verifier
+
+NOW_MS = 1_800_000_000_000
+TOPIC = "edge/press-1/host"
+
+
+@dataclass
+class Fleet:
+    key: Ed25519PrivateKey
+    kid: str
+    other_key: Ed25519PrivateKey  # trusted, but only for node "press-2"
+    stranger: Ed25519PrivateKey  # in nobody's trust store
+    revoked_key: Ed25519PrivateKey  # trusted for press-1 and listed as revoked
+
+    def seal(self, key: Ed25519PrivateKey | None = None, **changes) -> bytes:
+        key = key or self.key
+        fields = dict(kid=keys.key_id(key.public_key()), node="press-1", topic=TOPIC, kind="host",
+                      session="s1", seq=7, ts_ms=NOW_MS - 1000, body={"cpu": 12.5})
+        fields.update(changes)
+        return envelope.seal(key, **fields)
+
+
+@pytest.fixture
+def fleet() -> Fleet:
+    key, other, stranger, revoked = (Ed25519PrivateKey.generate() for _ in range(4))
+    return Fleet(key, keys.key_id(key.public_key()), other, stranger, revoked)
+
+
+def verifier_for(fleet: Fleet) -> Verifier:
+    trust = keys.TrustStore()
+    trust.add(fleet.key.public_key(), frozenset({"press-1"}))
+    trust.add(fleet.other_key.public_key(), frozenset({"press-2"}))
+    trust.revoked.add(trust.add(fleet.revoked_key.public_key(), frozenset({"press-1"})))
+    return Verifier(trust, max_skew_ms=60_000, max_age_ms=3_600_000, clock=lambda: NOW_MS / 1000)
+
+
+def reencode(payload: bytes, change: Callable[[dict], None]) -> bytes:
+    """The payload's JSON changed by `change`, written back in canonical form, signature kept."""
+    fields = json.loads(payload)
+    change(fields)
+    return canonical(fields)
+
+
+def replaced_signature(fleet: Fleet) -> bytes:
+    forged = fleet.seal(fleet.stranger)
+    return reencode(fleet.seal(), lambda f: f.update(sig=json.loads(forged)["sig"]))
+
+
+# (case, how the message is made, the topic it arrives on, messages the consumer saw before)
+CASES: list[tuple[str, Callable[[Fleet], bytes], str, Callable[[Fleet], list[bytes]], str | None]] = [
+    ("genuine", lambda f: f.seal(), TOPIC, lambda f: [], None),
+    ("altered body", lambda f: reencode(f.seal(), lambda d: d["body"].update(cpu=0.5)), TOPIC,
+     lambda f: [], envelope.BAD_SIGNATURE),
+    ("signature from another key", replaced_signature, TOPIC, lambda f: [], envelope.BAD_SIGNATURE),
+    ("signed by a stranger", lambda f: f.seal(f.stranger), TOPIC, lambda f: [], envelope.UNKNOWN_KEY),
+    ("signed by a revoked key", lambda f: f.seal(f.revoked_key), TOPIC, lambda f: [], envelope.REVOKED_KEY),
+    ("moved to another topic", lambda f: f.seal(), "edge/press-1/patches", lambda f: [],
+     envelope.TOPIC_MISMATCH),
+    ("neighbour's key speaking for press-1", lambda f: f.seal(f.other_key), TOPIC, lambda f: [],
+     envelope.NODE_NOT_ALLOWED),
+    ("replayed: sequence older than the window", lambda f: f.seal(seq=7), TOPIC,
+     lambda f: [f.seal(seq=7 + 5000)], envelope.REPLAY),
+    ("replayed: other content under a used sequence", lambda f: f.seal(body={"cpu": 99.0}), TOPIC,
+     lambda f: [f.seal()], envelope.REPLAY),
+    ("duplicate: QoS 1 redelivery", lambda f: f.seal(), TOPIC, lambda f: [f.seal()], envelope.DUPLICATE),
+    ("stale timestamp", lambda f: f.seal(ts_ms=NOW_MS - 2 * 3_600_000), TOPIC, lambda f: [],
+     envelope.CLOCK_SKEW),
+    ("timestamp from the future", lambda f: f.seal(ts_ms=NOW_MS + 120_000), TOPIC, lambda f: [],
+     envelope.CLOCK_SKEW),
+    ("unsupported version", lambda f: reencode(f.seal(), lambda d: d.update(v=2)), TOPIC, lambda f: [],
+     envelope.UNSUPPORTED_VERSION),
+    ("unsupported algorithm", lambda f: reencode(f.seal(), lambda d: d.update(alg="RS256")), TOPIC,
+     lambda f: [], envelope.UNSUPPORTED_ALGORITHM),
+    ("malformed: truncated", lambda f: f.seal()[:-9], TOPIC, lambda f: [], envelope.MALFORMED),
+    ("malformed: missing field", lambda f: reencode(f.seal(), lambda d: d.pop("seq")), TOPIC,
+     lambda f: [], envelope.MALFORMED),
+]
+
+
+@pytest.mark.parametrize(("make", "topic", "before", "reason"), [c[1:] for c in CASES],
+                         ids=[c[0] for c in CASES])
+def test_each_case_gets_its_own_reason(fleet: Fleet, make, topic, before, reason) -> None:
+    verifier = verifier_for(fleet)
+    for earlier in before(fleet):
+        assert verifier.check(earlier, TOPIC).valid
+    verdict = verifier.check(make(fleet), topic)
+    assert verdict.reason == reason, verdict.detail
+    assert verdict.valid is (reason is None)
+    if reason is not None:
+        assert verdict.detail  # every rejection explains itself
+
+
+def test_the_table_covers_every_reason() -> None:
+    assert {c[4] for c in CASES} - {None} == set(envelope.REASONS)
+
+
+def test_reencoded_genuine_message_is_not_accepted(fleet: Fleet) -> None:
+    """Same fields, other bytes (whitespace): the signature covers bytes, not a parse."""
+    payload = fleet.seal()
+    spaced = json.dumps(json.loads(payload), sort_keys=True).encode()
+    verdict = verifier_for(fleet).check(spaced, TOPIC)
+    assert not verdict.valid and verdict.reason in (envelope.MALFORMED, envelope.BAD_SIGNATURE)
+
+
+def test_out_of_order_inside_the_window_is_accepted_once(fleet: Fleet) -> None:
+    verifier = verifier_for(fleet)
+    late = fleet.seal(seq=5)
+    assert verifier.check(fleet.seal(seq=9), TOPIC).valid
+    assert verifier.check(late, TOPIC).valid
+    assert verifier.check(late, TOPIC).reason == envelope.DUPLICATE
+
+
+def test_a_new_session_starts_its_own_sequence(fleet: Fleet) -> None:
+    verifier = verifier_for(fleet)
+    assert verifier.check(fleet.seal(seq=100), TOPIC).valid
+    assert verifier.check(fleet.seal(session="s2", seq=1), TOPIC).valid
