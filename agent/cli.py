@@ -47,8 +47,22 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
-    from agent import keys
+    from agent import keys, rotation
 
+    if args.rotate:
+        config = _load_config(args.config or DEFAULT_CONFIG)
+        key = args.key or config.signing.key_file
+        try:
+            done = rotation.rotate(key, node=config.node.id, topic_prefix=config.mqtt.topic_prefix)
+        except keys.KeyError_ as exc:
+            print(f"edge-agent: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+        print(f"rotated {key}: key id {done.old_kid} -> {done.new_kid}; the agent publishes the notice "
+              f"{done.notice} at its next start (restart it now)")
+        return EXIT_OK
+    if args.key is None:
+        print("edge-agent: keygen needs --key PATH (or --rotate with a config)", file=sys.stderr)
+        return EXIT_USAGE
     try:
         _, kid = keys.generate(args.key)
     except keys.KeyError_ as exc:
@@ -137,7 +151,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_check_config)
 
     p = sub.add_parser("keygen", help="create the node's Ed25519 signing key (and KEY.pub)")
-    p.add_argument("--key", type=Path, required=True, help="where to write the private key (mode 0600)")
+    p.add_argument("--key", type=Path, default=None,
+                   help="where to write the private key (mode 0600); with --rotate default: signing.key_file")
+    p.add_argument("--rotate", action="store_true",
+                   help="replace the key and leave a rotation notice, signed by the old key, for the agent "
+                        "to publish (docs/security.md)")
+    config_arg(p)
     p.set_defaults(handler=cmd_keygen)
 
     p = sub.add_parser("verify", help="subscribe, verify every message, print one JSON object per line",
