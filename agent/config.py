@@ -16,6 +16,7 @@ from pydantic import Field, ValidationError, ValidationInfo, field_validator, mo
 from pydantic.functional_validators import AfterValidator
 
 from agent.config_types import Name, PositiveDuration, Section
+from agent.collectors.patches.config import MaintenanceConfig, PatchesConfig, PostureConfig
 from agent.modbus.config import ModbusConfig
 
 
@@ -108,6 +109,8 @@ class CollectorsConfig(Section):
     """Which collectors run and how often."""
 
     host: HostCollectorConfig = Field(default_factory=HostCollectorConfig)
+    patches: PatchesConfig = Field(default_factory=PatchesConfig)
+    posture: PostureConfig = Field(default_factory=PostureConfig)
 
 
 class Config(Section):
@@ -119,6 +122,7 @@ class Config(Section):
     state_dir: ConfigPath = Field(Path("/var/lib/edge-agent"), description="where the spool and counters live")
     collectors: CollectorsConfig = Field(default_factory=CollectorsConfig)
     modbus: ModbusConfig = Field(default_factory=ModbusConfig)
+    maintenance: MaintenanceConfig = Field(default_factory=MaintenanceConfig)
 
 
 class ConfigError(Exception):

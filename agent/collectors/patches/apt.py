@@ -1,0 +1,247 @@
+"""Pending apt updates from the package manager's cached state, two ways.
+
+`scan_python_apt` uses Debian's python3-apt (the resolver itself: exact candidates, pins,
+phasing). `scan_apt_get` is the fallback when it is not importable: it parses
+`apt-get -s dist-upgrade` / `apt-get -s upgrade` (simulation: no root, no lock) and reads
+the security indexes directly to find security fixes hidden behind a newer candidate.
+Both return the same `Update` records.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+from agent.collectors.patches import deb822, debversion
+from agent.collectors.patches.common import Update
+
+log = logging.getLogger(__name__)
+
+PYTHON_APT_PATH = "/usr/lib/python3/dist-packages"
+
+
+def import_apt_pkg() -> ModuleType | None:
+    try:
+        import apt_pkg  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    return apt_pkg
+
+
+def apt_options(root: Path) -> list[str]:
+    """`-o` options pointing apt at another system root (none for the live system)."""
+    if root == Path("/"):
+        return []
+    return [
+        "-o", f"Dir={root}",
+        "-o", f"Dir::State::status={root}/var/lib/dpkg/status",
+        "-o", "Dir::Cache::pkgcache=",
+        "-o", "Dir::Cache::srcpkgcache=",
+        "-o", "Debug::NoLocking=1",
+    ]
+
+
+# ---------------------------------------------------------------- apt-get -s parsing (pure)
+
+_INST = re.compile(r"^Inst (\S+) (?:\[(\S+)\] )?\((\S+) (.*?) \[[^\]]+\]\)")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one `apt-get -s` run would do."""
+
+    upgrades: dict[str, tuple[str, str, bool]]  # name -> (installed, candidate, candidate from security)
+    new_installs: tuple[str, ...]
+    kept_back: tuple[str, ...]
+    phased: tuple[str, ...]
+
+
+def _origins_are_security(origins: str) -> bool:
+    # "Debian:12.15/oldstable, Debian-Security:12/oldstable-security" (Label:Version/Archive)
+    for origin in origins.split(", "):
+        label, _, rest = origin.partition(":")
+        archive = rest.rsplit("/", 1)[-1]
+        if deb822.is_security_origin(label, label, archive, ""):
+            return True
+    return False
+
+
+def _section(lines: list[str], heading: str) -> tuple[str, ...]:
+    names: list[str] = []
+    for i, line in enumerate(lines):
+        if line.startswith(heading):
+            for cont in lines[i + 1 :]:
+                if not cont.startswith("  "):
+                    break
+                names.extend(cont.split())
+    return tuple(names)
+
+
+def parse_simulation(text: str) -> Plan:
+    """Parse `LC_ALL=C apt-get -s {upgrade,dist-upgrade}` output."""
+    lines = text.splitlines()
+    upgrades: dict[str, tuple[str, str, bool]] = {}
+    new: list[str] = []
+    for line in lines:
+        if match := _INST.match(line):
+            name, old, candidate, origins = match.groups()
+            if old is None:
+                new.append(name)
+            else:
+                upgrades[name] = (old, candidate, _origins_are_security(origins))
+    return Plan(
+        upgrades,
+        tuple(new),
+        _section(lines, "The following packages have been kept back"),
+        _section(lines, "The following upgrades have been deferred due to phasing"),
+    )
+
+
+def security_versions(indexes: list[str], installed: dict[str, deb822.Installed]) -> dict[str, str]:
+    """Newest version per installed package in the given security index texts, if newer."""
+    found: dict[str, str] = {}
+    for text in indexes:
+        for stanza in deb822.paragraphs(text):
+            name, version = stanza.get("Package", ""), stanza.get("Version", "")
+            have = installed.get(name) or installed.get(f"{name}:{stanza.get('Architecture', '')}")
+            if have is None or debversion.compare(version, have.version) <= 0:
+                continue
+            if name not in found or debversion.compare(version, found[name]) > 0:
+                found[name] = version
+    return found
+
+
+def merge(
+    installed: dict[str, deb822.Installed], dist: Plan, plain: Plan, security: dict[str, str]
+) -> list[Update]:
+    """Combine the two simulated plans and the security-index view into Update records."""
+    names = set(dist.upgrades) | set(dist.kept_back) | set(plain.phased) | set(security)
+    updates = []
+    for name in sorted(names):
+        have = installed.get(name)
+        if have is None:
+            continue
+        planned = dist.upgrades.get(name)
+        candidate = planned[1] if planned else None
+        held = have.held
+        phased = name in plain.phased or name in dist.phased
+        kept = name in dist.kept_back or name in plain.kept_back
+        updates.append(
+            Update(
+                package=name,
+                installed=have.version,
+                candidate=candidate,
+                security_version=security.get(name) or (candidate if planned and planned[2] else None),
+                upgradable=planned is not None or kept or phased,
+                in_upgrade=name in plain.upgrades,
+                in_dist_upgrade=planned is not None,
+                held=held,
+                phased=phased,
+                # a newer security version nothing explains (hold, phasing, kept back) is pinned away
+                pinned=name in security and planned is None and not (held or phased or kept),
+            )
+        )
+    return updates
+
+
+# ---------------------------------------------------------------- shells
+
+Run = Callable[[list[str]], str]
+
+
+def run_command(argv: list[str]) -> str:
+    env = dict(os.environ, LC_ALL="C", LANG="C")
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv[:3])} failed rc={done.returncode}: {done.stderr.strip()[:300]}")
+    return done.stdout
+
+
+def scan_apt_get(root: Path, run: Run = run_command) -> list[Update]:
+    installed = deb822.read_dpkg_status((root / "var/lib/dpkg/status").read_text(errors="replace"))
+    opts = apt_options(root)
+    dist = parse_simulation(run(["apt-get", "-s", "-q", *opts, "dist-upgrade"]))
+    plain = parse_simulation(run(["apt-get", "-s", "-q", *opts, "upgrade"]))
+    lists = root / "var/lib/apt/lists"
+    texts = []
+    for release in deb822.read_releases(lists):
+        if release.is_security:
+            for index in deb822.package_indexes(lists, release):
+                try:
+                    texts.append(deb822.read_index(index))
+                except (OSError, subprocess.SubprocessError) as exc:
+                    log.warning("security index unreadable path=%s error=%s", index, exc)
+    return merge(installed, dist, plain, security_versions(texts, installed))
+
+
+def scan_python_apt(apt_pkg: ModuleType, root: Path) -> list[Update]:
+    apt_pkg.init_config()
+    if root != Path("/"):
+        apt_pkg.config.set("Dir", str(root))
+        apt_pkg.config.set("Dir::State::status", str(root / "var/lib/dpkg/status"))
+        apt_pkg.config.set("Dir::Cache::pkgcache", "")
+        apt_pkg.config.set("Dir::Cache::srcpkgcache", "")
+    apt_pkg.init_system()
+    cache = apt_pkg.Cache(None)
+    dist = apt_pkg.DepCache(cache)
+    dist.upgrade(True)
+    plain = apt_pkg.DepCache(cache)
+    plain.upgrade(False)
+    records = apt_pkg.PackageRecords(cache)
+
+    def is_security(version: object) -> bool:
+        return any(
+            deb822.is_security_origin(f.origin, f.label, f.archive, f.codename)
+            for f, _ in version.file_list  # type: ignore[attr-defined]
+        )
+
+    def phased(version: object) -> bool:
+        for pkg_file, index in version.file_list:  # type: ignore[attr-defined]
+            if records.lookup((pkg_file, index)):
+                match = re.search(r"^Phased-Update-Percentage:\s*(\d+)", records.record, re.M)
+                return bool(match) and int(match.group(1)) < 100
+        return False
+
+    policy = dist.policy
+
+    def pinned_version(version: object) -> bool:
+        # a version-specific pin gives the version a priority none of its indexes has
+        priority = policy.get_priority(version)
+        return all(priority != policy.get_priority(f) for f, _ in version.file_list)  # type: ignore[attr-defined]
+
+    updates = []
+    for pkg in cache.packages:
+        current = pkg.current_ver
+        if current is None:
+            continue
+        newer = [v for v in pkg.version_list if debversion.compare(v.ver_str, current.ver_str) > 0]
+        if not newer:
+            continue
+        candidate = dist.get_candidate_ver(pkg)
+        cand_str = candidate.ver_str if candidate and candidate.ver_str != current.ver_str else None
+        secure = debversion.newest([v.ver_str for v in newer if is_security(v)])
+        newest = debversion.newest([v.ver_str for v in newer])
+        held = pkg.selected_state == apt_pkg.SELSTATE_HOLD
+        updates.append(
+            Update(
+                package=pkg.get_fullname(True),
+                installed=current.ver_str,
+                candidate=cand_str,
+                security_version=secure,
+                upgradable=cand_str is not None,
+                in_upgrade=plain.marked_upgrade(pkg),
+                in_dist_upgrade=dist.marked_upgrade(pkg),
+                held=held,
+                phased=bool(candidate and cand_str and phased(candidate)) and not plain.marked_upgrade(pkg),
+                pinned=not held
+                and newest != cand_str
+                and any(pinned_version(v) for v in [*newer, *([candidate] if candidate else [])]),
+            )
+        )
+    return sorted(updates, key=lambda u: u.package)
