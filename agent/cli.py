@@ -34,7 +34,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = _load_config(args.config)
     logsetup.setup(args.log_level)
     try:
-        return daemon.run(config)
+        return daemon.run(config, config_path=args.config)
     except KeyError_ as exc:
         print(f"edge-agent: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -122,6 +122,12 @@ def cmd_collect(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    from agent import status_cmd
+
+    return status_cmd.main(_load_config(args.config).state_dir, args.json)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from agent import demo
 
@@ -175,6 +181,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--root", type=Path, default=Path("/"),
                    help="read another system root (e.g. a mounted disk image), default /")
     p.set_defaults(handler=cmd_collect)
+
+    p = sub.add_parser("status", help="spool depth, drops, last publish and collectors, from the state dir",
+                       description="Reads the state directory only (no broker needed). Exit 1 if it holds nothing.")
+    config_arg(p, required=True)
+    p.add_argument("--json", action="store_true", help="print one JSON object for scripts")
+    p.set_defaults(handler=cmd_status)
 
     p = sub.add_parser("demo", help="simulated plant + broker + agent + live verified view")
     p.add_argument("--duration", type=float, default=0, help="stop after S seconds (default: until Ctrl-C)")

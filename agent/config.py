@@ -18,6 +18,7 @@ from pydantic.functional_validators import AfterValidator
 from agent.config_types import Name, PositiveDuration, Section
 from agent.collectors.patches.config import MaintenanceConfig, PatchesConfig, PostureConfig
 from agent.modbus.config import ModbusConfig
+from agent.spool_config import SpoolConfig
 
 
 def _resolve(value: Path, info: ValidationInfo) -> Path:
@@ -123,6 +124,7 @@ class Config(Section):
     collectors: CollectorsConfig = Field(default_factory=CollectorsConfig)
     modbus: ModbusConfig = Field(default_factory=ModbusConfig)
     maintenance: MaintenanceConfig = Field(default_factory=MaintenanceConfig)
+    spool: SpoolConfig = Field(default_factory=SpoolConfig)
 
 
 class ConfigError(Exception):

@@ -1,54 +1,77 @@
 """The daemon: builds collectors from the config, runs each on its own grid, seals every
-Reading and hands it to the publisher. Collectors are isolated: one raising or hanging never
-stops or delays another.
+Reading into the spool, and lets the publisher drain the spool to the broker. Collectors are
+isolated: one raising or hanging never stops or delays another.
+
+Service life: SIGTERM/SIGINT stop (flush within `spool.stop_timeout`, publish offline, exit
+0); SIGHUP reloads the config file (a config that does not load is logged and the running
+one kept); under systemd `Type=notify` it reports READY, STATUS= text and watchdog pings
+from the main loop (only while the publisher thread is alive too).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
-import secrets
+import os
 import signal
+import sqlite3
 import time
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
-from agent import __version__, envelope, keys
+from agent import __version__, envelope, keys, spool
+from agent import config as config_mod
 from agent.collectors.base import Collector
 from agent.config import Config
-from agent.publisher import Publisher
+from agent.publisher import Lifecycle, Publisher, PublisherError, read_password, tls_context
 from agent.reading import Priority, Reading
 from agent.schedule import next_tick
+from agent.sdnotify import Notifier, watchdog_interval
+from agent.session import Session
+from agent.spool import Message, Spool
+from agent.status_cmd import write_runtime
 
 log = logging.getLogger(__name__)
+
+STALL_S = 60.0  # a publisher without a heartbeat for this long is hung: stop the watchdog pings
 
 
 def topic_for(prefix: str, node: str, stream: str) -> str:
     return f"{prefix}/{node}/{stream}"
 
 
-class Sealer:
-    """Turns Readings into signed (topic, payload) pairs with this node's identity."""
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
 
-    def __init__(self, config: Config, private_key, *, session: str, first_seq: int = 1,
+
+def config_digest(config: Config) -> str:
+    """A short fingerprint of the running config, so the fleet sees which nodes differ."""
+    return hashlib.sha256(envelope.canonical(config.model_dump(mode="json"))).hexdigest()[:16]
+
+
+class Sealer:
+    """Turns Readings into signed spool Messages; every message takes the next persisted seq."""
+
+    def __init__(self, config: Config, private_key, session: Session,
                  clock: Callable[[], float] = time.time) -> None:
         self.private_key = private_key
         self.kid = keys.key_id(private_key.public_key())
         self.node = config.node.id
         self.prefix = config.mqtt.topic_prefix
         self.session = session
-        self.seq = first_seq
         self._clock = clock
 
-    def seal(self, reading: Reading) -> tuple[str, bytes]:
+    def seal(self, reading: Reading) -> Message:
         topic = topic_for(self.prefix, self.node, reading.stream)
         payload = envelope.seal(
             self.private_key, kid=self.kid, node=self.node, topic=topic, kind=reading.kind,
-            session=self.session, seq=self.seq, ts_ms=reading.ts_ms or int(self._clock() * 1000),
-            body=reading.body,
+            session=self.session.session, seq=self.session.next_seq(),
+            ts_ms=reading.ts_ms or int(self._clock() * 1000), body=reading.body,
         )
-        self.seq += 1
-        return topic, payload
+        return Message(topic, payload, reading.stream, reading.priority, reading.retain)
 
 
 def build_collectors(config: Config, root: Path = Path("/")) -> list[Collector]:
@@ -62,34 +85,33 @@ def build_collectors(config: Config, root: Path = Path("/")) -> list[Collector]:
     return collectors
 
 
-def status_reading(config: Config, kid: str, state: str, collectors: list[Collector]) -> Reading:
-    return Reading(kind="status", priority=Priority.SECURITY, retain=True, body={
-        "state": state, "agent_version": __version__, "key_id": kid,
-        "site": config.node.site, "area": config.node.area,
-        "collectors": sorted(c.name for c in collectors),
-    })
+@dataclass
+class CollectorHealth:
+    state: str = "starting"  # "ok" or "failing"
+    failures: int = 0
+    last_ok_ms: int | None = None
+    last_error: str = ""
 
 
-async def run_collector(collector: Collector, emit: Callable[[Reading], None], stop: asyncio.Event,
-                        clock: Callable[[], float] = time.monotonic) -> None:
+async def run_collector(collector: Collector, emit: Callable[[list[Reading]], None], stop: asyncio.Event,
+                        clock: Callable[[], float] = time.monotonic, health: CollectorHealth | None = None) -> None:
     """Run `collector` on its grid until `stop` is set; errors are logged and counted."""
+    health = health or CollectorHealth()
     start = clock()
-    failures = 0
-    tick = start
     while not stop.is_set():
         try:
             readings = await asyncio.wait_for(collector.collect(), timeout=max(collector.interval, 10.0))
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - a collector's failure must never stop the daemon
-            failures += 1
-            log.warning("collector failed collector=%s error=%r consecutive=%d", collector.name, exc, failures)
+            health.failures += 1
+            health.state, health.last_error = "failing", repr(exc)[:200]
+            log.warning("collector failed collector=%s error=%r consecutive=%d", collector.name, exc, health.failures)
         else:
-            if failures:
-                log.info("collector recovered collector=%s after=%d", collector.name, failures)
-            failures = 0
-            for reading in readings:
-                emit(reading)
+            if health.failures:
+                log.info("collector recovered collector=%s after=%d", collector.name, health.failures)
+            health.failures, health.state, health.last_error, health.last_ok_ms = 0, "ok", "", now_ms()
+            emit(readings)
         tick = next_tick(start, collector.interval, clock())
         try:
             await asyncio.wait_for(stop.wait(), timeout=max(0.0, tick - clock()))
@@ -98,43 +120,162 @@ async def run_collector(collector: Collector, emit: Callable[[Reading], None], s
 
 
 class Agent:
-    def __init__(self, config: Config, private_key, *, root: Path = Path("/")) -> None:
+    def __init__(self, config: Config, private_key, *, root: Path = Path("/"),
+                 config_path: Path | None = None, notifier: Notifier | None = None) -> None:
         self.config = config
-        self.sealer = Sealer(config, private_key, session=secrets.token_hex(8))
+        self.config_path = config_path
+        self.notifier = notifier or Notifier({})
+        self.digest = config_digest(config)
+        self.session = Session(config.state_dir)
+        self.sealer = Sealer(config, private_key, self.session)
+        self.spool = Spool(config.state_dir / spool.FILENAME, max_bytes=config.spool.max_bytes,
+                           max_age_s=config.spool.max_age, sync=config.spool.sync)
         self.collectors = build_collectors(config, root)
+        self.health = {c.name: CollectorHealth() for c in self.collectors}
         self.stop_event = asyncio.Event()
-        offline = self.sealer.seal(status_reading(config, self.sealer.kid, "offline", self.collectors))
-        self.publisher = Publisher(config.mqtt, config.mqtt.client_id or config.node.id, will=offline)
+        self.reload_to: tuple[Config, Any] | None = None
+        self.spool_write_errors = 0
+        lifecycle = Lifecycle(
+            seal_will=lambda: self.sealer.seal(self.status_reading("offline", "connection lost (Last Will, sealed "
+                                                                              "when the connection opened)")),
+            seal_birth=lambda: self.sealer.seal(self.status_reading("online", "connected")),
+        )
+        self.publisher = Publisher(config.mqtt, config.mqtt.client_id or config.node.id, self.spool, lifecycle,
+                                   window=config.spool.inflight)
 
-    def emit(self, reading: Reading) -> None:
-        topic, payload = self.sealer.seal(reading)
-        self.publisher.publish(topic, payload, retain=reading.retain)
+    def status_reading(self, state: str, reason: str) -> Reading:
+        identity = self.session.identity
+        stats = self.spool.stats()
+        return Reading(kind="status", priority=Priority.SECURITY, retain=True, body={
+            "state": state, "reason": reason, "agent_version": __version__, "key_id": self.sealer.kid,
+            "config_digest": self.digest, "boot_id": identity.boot_id, "session": identity.session,
+            "run": identity.run, "rebooted": identity.rebooted,
+            "site": self.config.node.site, "area": self.config.node.area,
+            "collectors": sorted(self.health), "devices": [d.name for d in self.config.modbus.devices],
+            "collector_state": {name: h.state for name, h in sorted(self.health.items())},
+            "spool": {"depth": stats.depth, "bytes": stats.bytes, "dropped_total": stats.dropped_total,
+                      "dropped": stats.dropped, "oldest_ms": stats.oldest_ms},
+        })
+
+    def emit(self, readings: list[Reading]) -> None:
+        try:
+            self.spool.put_many([self.sealer.seal(reading) for reading in readings])
+        except sqlite3.Error as exc:
+            self.spool_write_errors += len(readings)
+            log.error("spool write failed readings=%d error=%s", len(readings), exc)
+
+    def runtime_snapshot(self, stopped: bool = False) -> dict[str, Any]:
+        return {
+            "pid": os.getpid(), "updated_ms": now_ms(), "stopped": stopped, "node": self.config.node.id,
+            "session": self.session.session, "agent_version": __version__, "config_digest": self.digest,
+            "broker": {"url": self.config.mqtt.url, "connected": self.publisher.connected,
+                       "last_error": self.publisher.last_error, "connections": self.publisher.connections,
+                       "refused_messages": self.publisher.refused},
+            "spool_write_errors": self.spool_write_errors,
+            "collectors": {name: asdict(h) for name, h in self.health.items()},
+        }
+
+    def status_text(self) -> str:
+        link = "connected" if self.publisher.connected else f"disconnected ({self.publisher.last_error or 'connecting'})"
+        return f"{link}; spool {self.spool.depth} queued"
+
+    async def report(self) -> None:
+        """Every report interval: expire old messages, publish the node's status, update status.json."""
+        while not self.stop_event.is_set():
+            try:
+                await asyncio.wait_for(self.stop_event.wait(), timeout=self.config.spool.report_interval)
+                return
+            except TimeoutError:
+                pass
+            self.spool.expire()
+            self.emit([self.status_reading("online", "periodic")])
+            write_runtime(self.config.state_dir, self.runtime_snapshot())
+            self.notifier.status(self.status_text())
+
+    async def watchdog(self, interval: float) -> None:
+        while not self.stop_event.is_set():
+            if self.publisher.alive and time.monotonic() - self.publisher.heartbeat < STALL_S:
+                self.notifier.watchdog()
+            else:
+                log.error("publisher thread is not making progress; withholding the watchdog ping")
+            try:
+                await asyncio.wait_for(self.stop_event.wait(), timeout=interval)
+            except TimeoutError:
+                pass
+
+    def request_reload(self) -> None:
+        """SIGHUP: load the config file again; keep running on the old one if it is unusable."""
+        if self.config_path is None:
+            log.warning("SIGHUP ignored: no config file to reload")
+            return
+        try:
+            new = config_mod.load(self.config_path)
+            private_key = keys.load_private(new.signing.key_file)
+            tls_context(new.mqtt)
+            read_password(new.mqtt)
+        except config_mod.ConfigError as exc:
+            for problem in exc.problems:
+                log.error("config reload failed, keeping the running config problem=%s", problem)
+            return
+        except (keys.KeyError_, PublisherError) as exc:
+            log.error("config reload failed, keeping the running config problem=%s", exc)
+            return
+        log.info("config reload accepted path=%s digest=%s", self.config_path, config_digest(new))
+        self.reload_to = (new, private_key)
+        self.stop_event.set()
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        handled: list[int] = []
+        for sig, handler in ((signal.SIGTERM, self.stop_event.set), (signal.SIGINT, self.stop_event.set),
+                             (signal.SIGHUP, self.request_reload)):
             try:
-                loop.add_signal_handler(sig, self.stop_event.set)
+                loop.add_signal_handler(sig, handler)
+                handled.append(sig)
             except (RuntimeError, ValueError):
                 pass  # not the main thread (e.g. the demo): the caller sets stop_event
         self.publisher.start()
-        self.emit(status_reading(self.config, self.sealer.kid, "online", self.collectors))
-        log.info("agent started node=%s collectors=%d session=%s", self.config.node.id,
-                 len(self.collectors), self.sealer.session)
-        tasks = [asyncio.create_task(run_collector(c, self.emit, self.stop_event), name=c.name)
-                 for c in self.collectors]
+        log.info("agent started node=%s collectors=%d session=%s seq_from=%d spool_depth=%d",
+                 self.config.node.id, len(self.collectors), self.session.session, self.session.last_seq + 1,
+                 self.spool.depth)
+        tasks = [asyncio.create_task(run_collector(c, self.emit, self.stop_event, health=self.health[c.name]),
+                                     name=c.name) for c in self.collectors]
+        tasks.append(asyncio.create_task(self.report(), name="report"))
+        if (interval := watchdog_interval()) is not None:
+            tasks.append(asyncio.create_task(self.watchdog(interval), name="watchdog"))
+        write_runtime(self.config.state_dir, self.runtime_snapshot())
+        self.notifier.ready(self.status_text())
         await self.stop_event.wait()
+        reloading = self.reload_to is not None
+        self.notifier.notify("RELOADING=1" if reloading else "STOPPING=1")
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         for collector in self.collectors:
             await collector.close()
-        self.emit(status_reading(self.config, self.sealer.kid, "offline", self.collectors))
-        await asyncio.to_thread(self.publisher.stop)
-        log.info("agent stopped node=%s", self.config.node.id)
+        if not reloading:
+            self.emit([self.status_reading("offline", "stopped")])
+        flushed = await asyncio.to_thread(self.publisher.stop, self.config.spool.stop_timeout)
+        write_runtime(self.config.state_dir, self.runtime_snapshot(stopped=True))
+        log.info("agent stopped node=%s flushed=%s backlog=%d reload=%s", self.config.node.id, flushed,
+                 self.spool.depth, reloading)
+        self.spool.close()
+        for sig in handled:
+            loop.remove_signal_handler(sig)
 
 
-def run(config: Config, *, root: Path = Path("/")) -> int:
+def run(config: Config, *, config_path: Path | None = None, root: Path = Path("/")) -> int:
+    """Run until stopped; a SIGHUP with a good config restarts the internals on the new one."""
     private_key = keys.load_private(config.signing.key_file)
-    asyncio.run(Agent(config, private_key, root=root).run())
-    return 0
+    notifier = Notifier()
+    while True:
+        try:
+            agent = Agent(config, private_key, root=root, config_path=config_path, notifier=notifier)
+        except PublisherError as exc:
+            log.error("cannot start: %s", exc)
+            return 2
+        asyncio.run(agent.run())
+        if agent.reload_to is None:
+            return 0
+        config, private_key = agent.reload_to
+        log.info("running on the reloaded config path=%s", config_path)

@@ -1,63 +1,268 @@
-"""MQTT session towards the plant broker (paho-mqtt 2.x). v1: no spool yet."""
+"""MQTT session towards the plant broker: drains the spool, removes what the broker acked.
+
+One thread owns the connection (paho-mqtt 2.x driven by `client.loop()`, so callbacks run
+in that thread and need no locks). A fresh paho client per connection: paho's own queue
+of unacknowledged messages dies with it, and the spool is the only store.
+
+Per connection: connect (TLS and credentials as configured, never plain text instead);
+release earlier connections' Wills held in the spool; spool a new birth; then keep up to
+`window` messages in flight, refilling from `Spool.next_batch` as PUBACKs arrive. On MQTT 5
+a PUBACK with reason code >= 128 is a refusal: the message stays in the spool and is sent
+again on the next connection. On disconnect: back off exponentially with jitter.
+"""
 
 from __future__ import annotations
 
 import logging
+import random
 import ssl
 import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 from agent.config import MqttConfig
+from agent.spool import Message, Spool
 
 log = logging.getLogger(__name__)
 
+RECONNECT_MIN_S = 0.5
+RECONNECT_MAX_S = 30.0
+CONNACK_TIMEOUT_S = 15.0
+
+
+class PublisherError(Exception):
+    """The MQTT settings cannot work at all (unreadable password file, certificate, ...)."""
+
+
+def backoff_delay(attempt: int, rand: Callable[[], float] = random.random,
+                  low: float = RECONNECT_MIN_S, high: float = RECONNECT_MAX_S) -> float:
+    """Exponential backoff with "equal jitter": between half and all of min(high, low * 2^attempt)."""
+    ceiling = min(high, low * 2 ** min(attempt, 30))
+    return ceiling / 2 + rand() * ceiling / 2
+
+
+def tls_context(config: MqttConfig) -> ssl.SSLContext | None:
+    if not config.uses_tls:
+        return None
+    try:
+        context = ssl.create_default_context(cafile=str(config.tls.ca_file) if config.tls.ca_file else None)
+        if config.tls.cert_file and config.tls.key_file:
+            context.load_cert_chain(str(config.tls.cert_file), str(config.tls.key_file))
+    except (OSError, ssl.SSLError) as exc:
+        raise PublisherError(f"mqtt.tls: cannot load the CA, certificate or key: {exc}") from None
+    return context
+
+
+def read_password(config: MqttConfig) -> str | None:
+    if config.password_file is None:
+        return None
+    try:
+        return config.password_file.read_text().strip()
+    except OSError as exc:
+        raise PublisherError(f"mqtt.password_file: cannot read {config.password_file}: {exc.strerror}") from None
+
+
+@dataclass(frozen=True)
+class Lifecycle:
+    """What the daemon seals for each connection; the publisher knows nothing of content."""
+
+    seal_will: Callable[[], Message]  # offline status, registered as the MQTT Last Will
+    seal_birth: Callable[[], Message]  # online status, the first thing spooled after CONNACK
+
+
+def _refusal_hint(reason: str) -> str:
+    lowered = reason.lower()
+    if "password" in lowered or "authori" in lowered or "identifier" in lowered:
+        return "check mqtt.username, mqtt.password_file, the client certificate and the broker's ACL"
+    return "see the broker's log"
+
 
 class Publisher:
-    def __init__(self, config: MqttConfig, client_id: str, will: tuple[str, bytes] | None = None) -> None:
-        protocol = mqtt.MQTTv5 if config.protocol == "5" else mqtt.MQTTv311
-        self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol)
+    def __init__(self, config: MqttConfig, client_id: str, spool: Spool, lifecycle: Lifecycle, *,
+                 window: int = 64, rand: Callable[[], float] = random.random) -> None:
         self._config = config
-        self.connected = threading.Event()
-        if config.username:
-            password = config.password_file.read_text().strip() if config.password_file else None
-            self._client.username_pw_set(config.username, password)
-        if config.uses_tls:
-            context = ssl.create_default_context(cafile=str(config.tls.ca_file) if config.tls.ca_file else None)
-            if config.tls.cert_file and config.tls.key_file:
-                context.load_cert_chain(str(config.tls.cert_file), str(config.tls.key_file))
-            self._client.tls_set_context(context)
-        if will:
-            self._client.will_set(will[0], will[1], qos=1, retain=True)
-        self._client.reconnect_delay_set(1, 60)
-        self._client.on_connect = self._on_connect
-        self._client.on_disconnect = self._on_disconnect
+        self._client_id = client_id
+        self._spool = spool
+        self._lifecycle = lifecycle
+        self._window = window
+        self._rand = rand
+        self._tls = tls_context(config)
+        self._password = read_password(config)
+        self._stop = threading.Event()
+        self._flush_deadline: float | None = None
+        self._thread: threading.Thread | None = None
+        # Read by the daemon for status messages (plain attributes: the GIL makes them atomic).
+        self.connected = False
+        self.last_error = ""
+        self.connections = 0
+        self.refused = 0
+        self.heartbeat = time.monotonic()
 
-    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
-        if reason_code.is_failure:
-            log.error("broker refused connection broker=%s reason=%s", self._config.url, reason_code)
-            return
-        log.info("connected to broker broker=%s", self._config.url)
-        self.connected.set()
-
-    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
-        self.connected.clear()
-        log.warning("disconnected from broker broker=%s reason=%s", self._config.url, reason_code)
+    # -- the daemon's side --------------------------------------------------------------
 
     def start(self) -> None:
-        self._client.connect_async(self._config.host, self._config.port, keepalive=self._config.keepalive)
-        self._client.loop_start()
+        self._thread = threading.Thread(target=self._run, name="mqtt-publisher", daemon=True)
+        self._thread.start()
 
-    def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
-        self._last = self._client.publish(topic, payload, qos=self._config.qos, retain=retain)
+    def stop(self, timeout: float) -> bool:
+        """Flush what can be flushed within `timeout` s, disconnect cleanly; True if all went."""
+        self._flush_deadline = time.monotonic() + timeout
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout + CONNACK_TIMEOUT_S)
+        return self._flushed
 
-    def stop(self, timeout: float = 5.0) -> None:
-        last = getattr(self, "_last", None)
-        if last is not None and self.connected.is_set():
-            try:
-                last.wait_for_publish(timeout)
-            except (RuntimeError, ValueError):
-                pass
-        self._client.disconnect()
-        self._client.loop_stop()
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    # -- the connection thread ----------------------------------------------------------
+
+    _flushed = False
+
+    def _stopping_now(self) -> bool:
+        return self._stop.is_set() and (self._flush_deadline is None or time.monotonic() >= self._flush_deadline)
+
+    def _wait(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while not self._stopping_now() and (now := time.monotonic()) < end:
+            self.heartbeat = now
+            time.sleep(min(0.2, end - now))
+
+    def _run(self) -> None:
+        will: Message | None = None
+        will_id = 0
+        attempt = 0
+        while not self._stopping_now():
+            self.heartbeat = time.monotonic()
+            if will is None:
+                will = self._lifecycle.seal_will()
+                will_id = self._spool.put(will, held=True)
+            if self._stop.is_set() and self._spool.depth <= self._spool.stats().held:
+                self._flushed = True  # only Wills are left, and they wait for the next run
+                break
+            session_started = self._session(will, will_id)
+            if session_started:
+                attempt = 0
+                will = None  # this connection's Will is spent or waits in the spool as held
+                if self._flushed:
+                    break
+            else:
+                attempt += 1
+            if not self._stopping_now():
+                self._wait(backoff_delay(attempt, self._rand))
+        self.connected = False
+
+    def _make_client(self, will: Message) -> mqtt.Client:
+        protocol = mqtt.MQTTv5 if self._config.protocol == "5" else mqtt.MQTTv311
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self._client_id, protocol=protocol)
+        if self._config.username:
+            client.username_pw_set(self._config.username, self._password)
+        if self._tls is not None:
+            client.tls_set_context(self._tls)
+        client.will_set(will.topic, will.payload, qos=1, retain=True)
+        client.max_inflight_messages_set(self._window)
+        return client
+
+    def _session(self, will: Message, will_id: int) -> bool:
+        """One connection, from connect to disconnect; True if the broker accepted us."""
+        client = self._make_client(will)
+        outcome: dict[str, object] = {}
+        inflight: dict[int, int] = {}  # paho mid -> spool id
+        early: dict[int, bool] = {}  # QoS 0: on_publish may fire inside publish()
+        acked: list[int] = []
+
+        def on_connect(client, userdata, flags, reason_code, properties) -> None:
+            outcome["reason"] = reason_code
+
+        def on_publish(client, userdata, mid, reason_code, properties) -> None:
+            failed = reason_code.is_failure  # MQTT 5: >= 128, e.g. "Not authorized"
+            spool_id = inflight.pop(mid, None)
+            if spool_id is None:
+                early[mid] = failed
+            elif failed:
+                self.refused += 1
+                log.warning("broker refused message spool_id=%d reason=%s", spool_id, reason_code)
+            else:
+                acked.append(spool_id)
+
+        client.on_connect = on_connect
+        client.on_publish = on_publish
+        broker = self._config.url
+        try:
+            client.connect(self._config.host, self._config.port, keepalive=self._config.keepalive)
+        except ssl.SSLError as exc:
+            self.last_error = f"TLS: {exc}"
+            log.error("TLS handshake with broker failed broker=%s error=%s: check mqtt.tls.ca_file, the client "
+                      "certificate and the broker's certificate; not falling back to plain text", broker, exc)
+            return False
+        except OSError as exc:
+            self.last_error = f"connect: {exc}"
+            log.warning("cannot reach broker broker=%s error=%s", broker, exc)
+            return False
+
+        deadline = time.monotonic() + CONNACK_TIMEOUT_S
+        while "reason" not in outcome and time.monotonic() < deadline and not self._stopping_now():
+            if client.loop(0.1) != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                break
+        reason = outcome.get("reason")
+        if reason is None or reason.is_failure:  # type: ignore[attr-defined]
+            text = str(reason) if reason is not None else "no CONNACK"
+            self.last_error = f"refused: {text}"
+            log.error("broker refused connection broker=%s reason=%s: %s", broker, text, _refusal_hint(text))
+            client.disconnect()
+            return False
+
+        self.connected = True
+        self.connections += 1
+        self.last_error = ""
+        released = self._spool.release_held(keep=will_id)
+        self._spool.put(self._lifecycle.seal_birth())
+        log.info("connected to broker broker=%s protocol=%s released_wills=%d backlog=%d",
+                 broker, self._config.protocol, released, self._spool.depth)
+        cursors: dict[str, int] = {}
+        lost = False
+        seen_generation, maybe_more = -1, True
+        while not self._stopping_now():
+            self.heartbeat = time.monotonic()
+            room = self._window - len(inflight)
+            generation = self._spool.generation
+            if room >= max(1, self._window // 4) and (maybe_more or generation != seen_generation):
+                batch = self._spool.next_batch(cursors, room)
+                seen_generation, maybe_more = generation, len(batch) == room
+                for item in batch:
+                    info = client.publish(item.topic, item.payload, qos=self._config.qos, retain=item.retain)
+                    if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                        lost = True
+                        break
+                    if info.mid in early:
+                        if not early.pop(info.mid):
+                            acked.append(item.id)
+                    else:
+                        inflight[info.mid] = item.id
+            if lost or client.loop(0.05) != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                lost = True
+                break
+            if acked:
+                self._spool.ack(acked)
+                acked.clear()
+            if self._stop.is_set() and not inflight and not self._spool.next_batch(dict(cursors), 1):
+                self._flushed = True
+                break
+        if acked:
+            self._spool.ack(acked)
+        self.connected = False
+        if lost:
+            self.last_error = "connection lost"
+            log.warning("disconnected from broker broker=%s inflight=%d backlog=%d", broker, len(inflight),
+                        self._spool.depth)
+        else:
+            client.disconnect()  # a clean DISCONNECT: the broker discards the Will
+            client.loop(0.5)
+            log.info("disconnected cleanly broker=%s flushed=%s backlog=%d", broker, self._flushed,
+                     self._spool.depth)
+        return True

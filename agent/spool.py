@@ -129,6 +129,7 @@ class Spool:
         self.max_age_ms = int(max_age_s * 1000)
         self._clock_ms = clock_ms
         self._lock = threading.Lock()
+        self.generation = 0  # grows whenever something becomes publishable: readers poll it
         self._conn = _connect(path, sync)
         count, size = self._conn.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM message").fetchone()
         self._count, self._bytes = int(count), int(size)
@@ -171,6 +172,7 @@ class Spool:
                 if self._bytes > self.max_bytes:
                     self._evict_locked()
                 self._conn.execute("COMMIT")
+                self.generation += 1
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 self._reload_totals_locked()
@@ -275,10 +277,14 @@ class Spool:
             self._conn.execute("COMMIT")
         return removed
 
-    def release_held(self) -> int:
-        """Make held messages (earlier connections' Wills) publishable; return how many."""
+    def release_held(self, keep: int | None = None) -> int:
+        """Make held messages (earlier connections' Wills) publishable, except `keep`; return how many."""
         with self._lock:
-            return self._conn.execute("UPDATE message SET held = 0 WHERE held = 1").rowcount
+            released = self._conn.execute(
+                "UPDATE message SET held = 0 WHERE held = 1 AND id IS NOT ?", (keep,)
+            ).rowcount
+            self.generation += 1
+            return released
 
     def stats(self) -> SpoolStats:
         with self._lock:

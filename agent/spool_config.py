@@ -45,3 +45,6 @@ class SpoolConfig(Section):
     )
     inflight: int = Field(64, ge=1, le=1000, description="messages handed to MQTT and not yet acknowledged")
     stop_timeout: PositiveDuration = Field(10.0, description="how long a stop waits to flush the backlog")
+    report_interval: PositiveDuration = Field(
+        60.0, description="how often the node publishes its status (spool depth, drops, collectors)"
+    )

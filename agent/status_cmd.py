@@ -1,0 +1,105 @@
+"""`edge-agent status`: the node's delivery state from the state directory, without the broker.
+
+The daemon writes `status.json` (connection, collectors/devices) at every status report;
+the spool's figures (depth, drops, last acknowledged publish) are read from the spool
+database itself, so they are current even when the daemon is stopped or hung.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from agent import session, spool
+
+RUNTIME_FILE = "status.json"
+
+
+def write_runtime(state_dir: Path, snapshot: dict[str, Any]) -> None:
+    """Replace status.json atomically (no fsync: it is rewritten at every report)."""
+    path = state_dir / RUNTIME_FILE
+    tmp = path.with_name(f".{RUNTIME_FILE}.tmp")
+    tmp.write_text(json.dumps(snapshot, sort_keys=True, indent=1))
+    os.replace(tmp, path)
+
+
+def _pid_alive(pid: object) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def gather(state_dir: Path) -> dict[str, Any]:
+    """Everything `status` shows, as plain data."""
+    runtime: dict[str, Any] | None
+    try:
+        runtime = json.loads((state_dir / RUNTIME_FILE).read_text())
+    except (OSError, ValueError):
+        runtime = None
+    stats = spool.read_stats_file(state_dir / spool.FILENAME)
+    return {
+        "state_dir": str(state_dir),
+        "running": bool(runtime) and _pid_alive(runtime.get("pid")) and not runtime.get("stopped", False),
+        "daemon": runtime,
+        "session": session.read_state(state_dir),
+        "spool": stats.as_dict() if stats else None,
+    }
+
+
+def _when(ms: object, now_ms: int) -> str:
+    if not isinstance(ms, int):
+        return "never"
+    seconds = max(0, (now_ms - ms) // 1000)
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ms / 1000))
+    return f"{stamp} ({seconds} s ago)"
+
+
+def render(report: dict[str, Any], now_ms: int) -> str:
+    lines = [f"state dir:      {report['state_dir']}"]
+    runtime = report["daemon"] or {}
+    lines.append(f"agent:          {'running' if report['running'] else 'not running'}"
+                 + (f" (pid {runtime.get('pid')}, session {runtime.get('session')})" if runtime else ""))
+    broker = runtime.get("broker") or {}
+    if broker:
+        state = "connected" if broker.get("connected") else f"disconnected ({broker.get('last_error') or 'no error'})"
+        lines.append(f"broker:         {broker.get('url')} {state}")
+    stats = report["spool"]
+    if stats is None:
+        lines.append("spool:          none yet")
+    else:
+        by_priority = ", ".join(f"{name} {count}" for name, count in stats["depth_by_priority"].items())
+        lines.append(f"spool:          {stats['depth']} queued ({by_priority}; {stats['held']} held Will), "
+                     f"{stats['bytes']} bytes, "
+                     f"oldest {_when(stats['oldest_ms'], now_ms)}")
+        dropped = ", ".join(f"{name} {count}" for name, count in stats["dropped"].items()) or "none"
+        lines.append(f"dropped:        {stats['dropped_total']} ({dropped})")
+        lines.append(f"last publish:   {_when(stats['last_ack_ms'], now_ms)} (acknowledged by the broker)")
+    collectors = runtime.get("collectors") or {}
+    if collectors:
+        lines.append("collectors:")
+        for name, health in sorted(collectors.items()):
+            detail = f", last error: {health['last_error']}" if health.get("last_error") else ""
+            lines.append(f"  {name:<24} {health.get('state')}, last ok {_when(health.get('last_ok_ms'), now_ms)}"
+                         f"{detail}")
+    if runtime:
+        lines.append(f"updated:        {_when(runtime.get('updated_ms'), now_ms)}")
+    return "\n".join(lines)
+
+
+def main(state_dir: Path, as_json: bool) -> int:
+    """Print the status; exit 1 if the state directory holds nothing of the agent's."""
+    report = gather(state_dir)
+    if as_json:
+        print(json.dumps(report, sort_keys=True, indent=2))
+    else:
+        print(render(report, time.time_ns() // 1_000_000))
+    return 0 if report["spool"] is not None or report["daemon"] is not None else 1
