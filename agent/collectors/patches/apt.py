@@ -35,10 +35,12 @@ def import_apt_pkg() -> ModuleType | None:
 
 
 def apt_options(root: Path) -> list[str]:
-    """`-o` options pointing apt at another system root (none for the live system)."""
+    """`-o` options that keep a simulation read-only and point apt at another system root."""
+    read_only = ["-o", "Dir::Log::Planner=/dev/null"]  # apt-get -s would otherwise write eipp.log.xz
     if root == Path("/"):
-        return []
+        return read_only
     return [
+        *read_only,
         "-o", f"Dir={root}",
         "-o", f"Dir::State::status={root}/var/lib/dpkg/status",
         "-o", "Dir::Cache::pkgcache=",
