@@ -1,0 +1,222 @@
+"""Connections to Modbus devices: one `Line` per TCP endpoint, gateway or serial port.
+
+Devices that share a line share its connection and its lock, so requests on one serial
+line (or to one TCP gateway) never overlap. A line reconnects with exponential backoff
+plus jitter; after a timeout or a garbled reply it drops the connection, so a late answer
+to an old request can never be taken for the answer to a new one.
+
+The agent is read-only toward PLCs: every frame leaving a line passes `_guard`, which
+refuses any function code outside READ_FUNCTION_CODES before a byte is written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from agent.modbus.config import DeviceConfig
+from agent.modbus.planner import function_code
+
+log = logging.getLogger(__name__)
+
+READ_FUNCTION_CODES = frozenset({1, 2, 3, 4, 43})  # read coils/discrete/holding/input, device identification
+
+EXCEPTION_KINDS = {
+    1: "illegal_function", 2: "illegal_data_address", 3: "illegal_data_value", 4: "device_failure",
+    5: "acknowledge", 6: "device_busy", 7: "negative_acknowledge", 8: "memory_parity_error",
+    10: "gateway_path_unavailable", 11: "gateway_target_failed",
+}  # fmt: skip
+IDENTITY_OBJECTS = {0: "vendor_name", 1: "product_code", 2: "revision"}
+
+
+class ReadOnlyViolation(AssertionError):
+    """Something tried to send a Modbus function code that is not a read."""
+
+
+class ModbusReadError(Exception):
+    """A failed request; `kind` is the error kind counted in the device status."""
+
+    def __init__(self, kind: str, message: str, code: int | None = None):
+        super().__init__(message)
+        self.kind = kind
+        self.code = code
+
+    @property
+    def breaks_connection(self) -> bool:
+        """True when the rest of the cycle should not be tried (the device is not answering)."""
+        return self.kind in ("timeout", "malformed_reply", "connection_reset", "connect_failed", "backoff")
+
+
+def _guard(sending: bool, pdu: Any) -> Any:
+    if sending and pdu.function_code not in READ_FUNCTION_CODES:
+        raise ReadOnlyViolation(f"refusing to send Modbus function code {pdu.function_code}: the agent is read-only")
+    return pdu
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Delay before reconnect attempt n (n >= 1): base * 2^(n-1), capped, times jitter."""
+
+    base: float = 1.0
+    cap: float = 60.0
+    jitter: float = 0.5  # the delay is multiplied by a factor in [1 - jitter, 1 + jitter]
+
+    def delay(self, failures: int, rng: random.Random) -> float:
+        raw = min(self.cap, self.base * 2 ** max(0, failures - 1))
+        return raw * rng.uniform(1 - self.jitter, 1 + self.jitter)
+
+
+class Line:
+    """One connection shared by the devices configured on it."""
+
+    def __init__(self, device: DeviceConfig, backoff: Backoff = Backoff(), *,
+                 monotonic: Callable[[], float] = time.monotonic, rng: random.Random | None = None) -> None:
+        self.key = device.line
+        self.lock = asyncio.Lock()
+        self.generation = 0  # increases with every successful connect
+        self._device = device  # connection settings come from the first device on the line
+        self._backoff = backoff
+        self._monotonic = monotonic
+        self._rng = rng or random.Random()
+        self._client: Any = None
+        self._connect_failures = 0
+        self._next_connect = 0.0
+        self._received = False  # bytes arrived since the last request was sent
+        self._lost = False  # the peer closed the connection since the last request was sent
+
+    # -- connection
+
+    def _new_client(self) -> Any:
+        from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
+        from pymodbus.framer import FramerType
+
+        d = self._device
+        hooks = dict(trace_pdu=_guard, trace_packet=self._on_packet, trace_connect=self._on_connect)
+        common = dict(timeout=d.timeout, retries=0, reconnect_delay=0, name=d.line, **hooks)
+        if d.transport == "rtu":
+            assert d.serial is not None
+            s = d.serial
+            return AsyncModbusSerialClient(s.port, framer=FramerType.RTU, baudrate=s.baudrate, parity=s.parity,
+                                           stopbits=s.stopbits, bytesize=s.bytesize, **common)
+        framer = FramerType.RTU if d.transport == "rtu_over_tcp" else FramerType.SOCKET
+        return AsyncModbusTcpClient(d.host, port=d.port, framer=framer, **common)
+
+    def _on_packet(self, sending: bool, data: bytes) -> bytes:
+        if sending:
+            self._received = False
+        elif data:
+            self._received = True
+        return data
+
+    def _on_connect(self, connected: bool) -> None:
+        if not connected:
+            self._lost = True
+
+    @property
+    def connected(self) -> bool:
+        return self._client is not None and self._client.connected
+
+    async def ensure_connected(self, timeout: float, pause_after_connect: float) -> None:
+        """Connect if needed, or raise ModbusReadError("backoff"/"connect_failed")."""
+        if self.connected:
+            return
+        now = self._monotonic()
+        if now < self._next_connect:
+            raise ModbusReadError("backoff", f"reconnecting to {self.key} in {self._next_connect - now:.1f} s")
+        self.drop()
+        self._client = self._new_client()
+        try:
+            ok = await asyncio.wait_for(self._client.connect(), timeout)
+        except (asyncio.TimeoutError, OSError) as exc:
+            ok, reason = False, str(exc) or type(exc).__name__
+        else:
+            reason = "connection refused or port unavailable"
+        if not ok:
+            self.drop()
+            self._connect_failures += 1
+            delay = self._backoff.delay(self._connect_failures, self._rng)
+            self._next_connect = self._monotonic() + delay
+            raise ModbusReadError("connect_failed", f"cannot connect to {self.key}: {reason}; retry in {delay:.1f} s")
+        self._connect_failures = 0
+        self._lost = False
+        self.generation += 1
+        log.info("modbus connected line=%s generation=%d", self.key, self.generation)
+        if pause_after_connect:
+            await asyncio.sleep(pause_after_connect)
+
+    def drop(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    # -- requests (call with `lock` held)
+
+    async def _execute(self, call: Callable[[], Any], timeout: float) -> Any:
+        from pymodbus.exceptions import ConnectionException, ModbusIOException
+
+        if self._client is None:
+            raise ModbusReadError("connection_reset", f"not connected to {self.key}")
+        self._client.ctx.comm_params.timeout_connect = timeout  # per device on a shared line
+        self._lost = False
+        try:
+            response = await call()
+        except ReadOnlyViolation:
+            raise
+        except (ModbusIOException, ConnectionException, asyncio.TimeoutError, OSError) as exc:
+            kind = "connection_reset" if self._lost or not self.connected else (
+                "malformed_reply" if self._received else "timeout")
+            self.drop()  # a late or garbled answer must not be read as the next one
+            raise ModbusReadError(kind, f"{kind.replace('_', ' ')} from {self.key}: {exc}") from None
+        if response.isError():
+            code = int(getattr(response, "exception_code", 0))
+            kind = EXCEPTION_KINDS.get(code, f"exception_{code}")
+            raise ModbusReadError(kind, f"Modbus exception {code} ({kind})", code)
+        return response
+
+    async def read(self, unit: int, table: str, start: int, count: int, timeout: float) -> list[int] | list[bool]:
+        fc = function_code(table)
+        assert fc in READ_FUNCTION_CODES
+        method = {1: "read_coils", 2: "read_discrete_inputs", 3: "read_holding_registers",
+                  4: "read_input_registers"}[fc]
+        client = self._client
+        response = await self._execute(lambda: getattr(client, method)(start, count=count, device_id=unit), timeout)
+        values = list(response.bits[:count]) if fc in (1, 2) else list(response.registers)
+        if len(values) != count:
+            self.drop()
+            raise ModbusReadError("malformed_reply", f"asked {count} values at {table} {start}, got {len(values)}")
+        return values
+
+    async def read_identity(self, unit: int, timeout: float) -> dict[str, str]:
+        client = self._client
+        response = await self._execute(lambda: client.read_device_information(read_code=1, device_id=unit), timeout)
+        info = getattr(response, "information", {}) or {}
+        out = {}
+        for object_id, name in IDENTITY_OBJECTS.items():
+            value = info.get(object_id)
+            if isinstance(value, bytes):
+                out[name] = value.decode("ascii", errors="replace").strip("\x00 ")
+        return out
+
+
+class Lines:
+    """The lines of a config: devices sharing host:port (or a serial port) get the same one."""
+
+    def __init__(self, backoff: Backoff = Backoff(), *, rng: random.Random | None = None) -> None:
+        self._lines: dict[str, Line] = {}
+        self._backoff = backoff
+        self._rng = rng
+
+    def for_device(self, device: DeviceConfig) -> Line:
+        line = self._lines.get(device.line)
+        if line is None:
+            line = self._lines[device.line] = Line(device, self._backoff, rng=self._rng)
+        return line
+
+    def close(self) -> None:
+        for line in self._lines.values():
+            line.drop()
