@@ -188,9 +188,10 @@ def last_install_ms(root: Path) -> int | None:
 _APT_SETTING = re.compile(r'^\s*(APT::Periodic::[\w-]+)\s+"([^"]*)"\s*;', re.M)
 
 
-def _unit_enabled(root: Path, unit: str) -> bool:
+def unit_enabled(root: Path, unit: str) -> bool:
+    """A *.wants/ link exists; links into a copied image dangle, so test the link itself."""
     for base in ("etc/systemd/system", "usr/lib/systemd/system", "lib/systemd/system"):
-        if any((root / base).glob(f"*.wants/{unit}")):
+        if any(os.path.lexists(wants / unit) for wants in (root / base).glob("*.wants")):
             return True
     return False
 
@@ -199,10 +200,10 @@ def auto_updates(root: Path, installed: dict[str, deb822.Installed] | None) -> d
     """Whether security updates install themselves: unattended-upgrades or dnf-automatic."""
     if installed is None:  # RHEL family
         conf = _read(root / "etc/dnf/automatic.conf") or ""
-        timer = _unit_enabled(root, "dnf-automatic.timer") or _unit_enabled(root, "dnf-automatic-install.timer")
+        timer = unit_enabled(root, "dnf-automatic.timer") or unit_enabled(root, "dnf-automatic-install.timer")
         applies = bool(re.search(r"^\s*apply_updates\s*=\s*(yes|true|1)", conf, re.M | re.I))
         security_only = bool(re.search(r"^\s*upgrade_type\s*=\s*security", conf, re.M | re.I))
-        enabled = timer and (applies or _unit_enabled(root, "dnf-automatic-install.timer"))
+        enabled = timer and (applies or unit_enabled(root, "dnf-automatic-install.timer"))
         return {
             "enabled": enabled,
             "mechanism": "dnf-automatic",
@@ -216,7 +217,7 @@ def auto_updates(root: Path, installed: dict[str, deb822.Installed] | None) -> d
             settings[key] = value  # later files win, as in apt
     package = "unattended-upgrades" in installed
     periodic = settings.get("APT::Periodic::Unattended-Upgrade", "0") not in ("0", "")
-    timer = _unit_enabled(root, "apt-daily-upgrade.timer")
+    timer = unit_enabled(root, "apt-daily-upgrade.timer")
     has_systemd = (root / "lib/systemd/system").is_dir() or (root / "usr/lib/systemd/system").is_dir()
     enabled = package and periodic and (timer or not has_systemd)
     return {
