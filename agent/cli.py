@@ -122,6 +122,12 @@ def cmd_collect(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_plan(args: argparse.Namespace) -> int:
+    from agent.modbus import plan_cmd
+
+    return plan_cmd.main(_load_config(args.config).modbus, args.json)
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from agent import status_cmd
 
@@ -181,6 +187,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--root", type=Path, default=Path("/"),
                    help="read another system root (e.g. a mounted disk image), default /")
     p.set_defaults(handler=cmd_collect)
+
+    p = sub.add_parser("plan", help="print the Modbus reads the agent will send to each device",
+                       description="Per device: table, function code, start address (zero-based), count and "
+                                   "the points each read covers; nothing is sent.")
+    config_arg(p, required=True)
+    p.add_argument("--json", action="store_true", help="a JSON list of devices, each with its reads")
+    p.set_defaults(handler=cmd_plan)
 
     p = sub.add_parser("status", help="spool depth, drops, last publish and collectors, from the state dir",
                        description="Reads the state directory only (no broker needed). Exit 1 if it holds nothing.")

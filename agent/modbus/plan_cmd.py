@@ -1,0 +1,46 @@
+"""`edge-agent plan`: show the reads the agent will send to each device, before it sends them."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from agent.modbus.config import ModbusConfig
+from agent.modbus.planner import Read, function_code, plan
+
+
+def device_plans(modbus: ModbusConfig) -> list[dict[str, Any]]:
+    out = []
+    for device in modbus.devices:
+        reads = plan(device.spans(), device.limits(), device.refused_ranges())
+        out.append({
+            "device": device.name, "line": device.line, "unit": device.unit, "interval": device.interval,
+            "points": len(device.points), "requests": len(reads), "reads": [_read(r) for r in reads],
+        })
+    return out
+
+
+def _read(read: Read) -> dict[str, Any]:
+    return {"table": read.table, "function_code": function_code(read.table), "start": read.start,
+            "count": read.count, "points": list(read.points)}
+
+
+def render(plans: list[dict[str, Any]]) -> str:
+    if not plans:
+        return "no Modbus devices configured"
+    lines = []
+    for p in plans:
+        lines.append(f"{p['device']}  ({p['line']} unit {p['unit']}, every {p['interval']:g} s): "
+                     f"{p['requests']} reads for {p['points']} points")
+        lines.append(f"  {'table':9} {'fc':>2} {'start':>5} {'count':>5}  points")
+        for r in p["reads"]:
+            lines.append(f"  {r['table']:9} {r['function_code']:>2} {r['start']:>5} {r['count']:>5}  "
+                         + ", ".join(r["points"]))
+        lines.append("")
+    return "\n".join(lines).rstrip()
+
+
+def main(modbus: ModbusConfig, as_json: bool) -> int:
+    plans = device_plans(modbus)
+    print(json.dumps(plans, indent=2) if as_json else render(plans))
+    return 0
