@@ -2,7 +2,7 @@
 Reading into the spool, and lets the publisher drain the spool to the broker. Collectors are
 isolated: one raising or hanging never stops or delays another.
 
-Service life: SIGTERM/SIGINT stop (flush within `spool.stop_timeout`, publish offline, exit
+Service life: SIGTERM/SIGINT stop (publish offline, flush within `spool.stop_timeout`, exit
 0); SIGHUP reloads the config file (a config that does not load is logged and the running
 one kept); under systemd `Type=notify` it reports READY, STATUS= text and watchdog pings
 from the main loop (only while the publisher thread is alive too).
@@ -139,6 +139,8 @@ class Agent:
             seal_will=lambda: self.sealer.seal(self.status_reading("offline", "connection lost (Last Will, sealed "
                                                                               "when the connection opened)")),
             seal_birth=lambda: self.sealer.seal(self.status_reading("online", "connected")),
+            seal_goodbye=lambda: self.sealer.seal(
+                self.status_reading("offline", "reloading" if self.reload_to else "stopped")),
         )
         self.publisher = Publisher(config.mqtt, config.mqtt.client_id or config.node.id, self.spool, lifecycle,
                                    window=config.spool.inflight)
@@ -253,8 +255,6 @@ class Agent:
         await asyncio.gather(*tasks, return_exceptions=True)
         for collector in self.collectors:
             await collector.close()
-        if not reloading:
-            self.emit([self.status_reading("offline", "stopped")])
         flushed = await asyncio.to_thread(self.publisher.stop, self.config.spool.stop_timeout)
         write_runtime(self.config.state_dir, self.runtime_snapshot(stopped=True))
         log.info("agent stopped node=%s flushed=%s backlog=%d reload=%s", self.config.node.id, flushed,

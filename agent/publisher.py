@@ -4,11 +4,18 @@ One thread owns the connection (paho-mqtt 2.x driven by `client.loop()`, so call
 in that thread and need no locks). A fresh paho client per connection: paho's own queue
 of unacknowledged messages dies with it, and the spool is the only store.
 
-Per connection: connect (TLS and credentials as configured, never plain text instead);
-release earlier connections' Wills held in the spool; spool a new birth; then keep up to
-`window` messages in flight, refilling from `Spool.next_batch` as PUBACKs arrive. On MQTT 5
-a PUBACK with reason code >= 128 is a refusal: the message stays in the spool and is sent
-again on the next connection. On disconnect: back off exponentially with jitter.
+Per connection: seal an offline status and keep it in the spool as "held" while it serves
+as the MQTT Last Will; connect (TLS and credentials as configured, never plain text
+instead); release the earlier connections' Wills (so every sealed sequence number is
+published once: by the broker as a Will, by us, or both, a harmless duplicate); spool a
+new birth; then keep up to `window` messages in flight, refilling from `Spool.next_batch`
+as PUBACKs arrive. On MQTT 5 a PUBACK with reason code >= 128 is a refusal: the message
+stays in the spool and is sent again on the next connection. On disconnect: back off
+exponentially with jitter.
+
+Stop: release the held Will, spool a final "offline" (the goodbye, which is also the Will
+of any connection opened while stopping), flush until the spool is empty or the deadline
+passes, then DISCONNECT cleanly so the broker discards the Will.
 """
 
 from __future__ import annotations
@@ -72,6 +79,7 @@ class Lifecycle:
 
     seal_will: Callable[[], Message]  # offline status, registered as the MQTT Last Will
     seal_birth: Callable[[], Message]  # online status, the first thing spooled after CONNACK
+    seal_goodbye: Callable[[], Message]  # offline status spooled when stopping
 
 
 def _refusal_hint(reason: str) -> str:
@@ -93,7 +101,10 @@ class Publisher:
         self._tls = tls_context(config)
         self._password = read_password(config)
         self._stop = threading.Event()
-        self._flush_deadline: float | None = None
+        self._wake = threading.Event()
+        self._deadline = float("inf")
+        self._goodbye: Message | None = None
+        self._flushed = False
         self._thread: threading.Thread | None = None
         # Read by the daemon for status messages (plain attributes: the GIL makes them atomic).
         self.connected = False
@@ -109,9 +120,10 @@ class Publisher:
         self._thread.start()
 
     def stop(self, timeout: float) -> bool:
-        """Flush what can be flushed within `timeout` s, disconnect cleanly; True if all went."""
-        self._flush_deadline = time.monotonic() + timeout
+        """Say goodbye and flush within about `timeout` s, disconnect cleanly; True if all went."""
+        self._deadline = time.monotonic() + timeout
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout + CONNACK_TIMEOUT_S)
         return self._flushed
@@ -122,39 +134,46 @@ class Publisher:
 
     # -- the connection thread ----------------------------------------------------------
 
-    _flushed = False
-
-    def _stopping_now(self) -> bool:
-        return self._stop.is_set() and (self._flush_deadline is None or time.monotonic() >= self._flush_deadline)
+    def _past_deadline(self) -> bool:
+        return time.monotonic() >= self._deadline
 
     def _wait(self, seconds: float) -> None:
         end = time.monotonic() + seconds
-        while not self._stopping_now() and (now := time.monotonic()) < end:
+        while (now := time.monotonic()) < end and not self._past_deadline():
             self.heartbeat = now
-            time.sleep(min(0.2, end - now))
+            if self._wake.wait(min(0.2, end - now)):
+                self._wake.clear()
+                return
+
+    def _say_goodbye(self) -> Message:
+        """Once, when stopping: release held Wills, spool the final offline status."""
+        if self._goodbye is None:
+            self._spool.release_held()
+            self._goodbye = self._lifecycle.seal_goodbye()
+            self._spool.put(self._goodbye)
+        return self._goodbye
 
     def _run(self) -> None:
         will: Message | None = None
-        will_id = 0
+        will_id: int | None = None
         attempt = 0
-        while not self._stopping_now():
+        while not self._past_deadline():
             self.heartbeat = time.monotonic()
-            if will is None:
+            if self._stop.is_set():
+                will, will_id = self._say_goodbye(), None
+                if self._spool.depth == 0:
+                    self._flushed = True
+                    break
+            elif will is None:
                 will = self._lifecycle.seal_will()
                 will_id = self._spool.put(will, held=True)
-            if self._stop.is_set() and self._spool.depth <= self._spool.stats().held:
-                self._flushed = True  # only Wills are left, and they wait for the next run
-                break
-            session_started = self._session(will, will_id)
-            if session_started:
-                attempt = 0
-                will = None  # this connection's Will is spent or waits in the spool as held
+            if self._session(will, will_id):
+                attempt, will = 0, None  # that Will is spent, or waits in the spool as held
                 if self._flushed:
                     break
             else:
                 attempt += 1
-            if not self._stopping_now():
-                self._wait(backoff_delay(attempt, self._rand))
+            self._wait(1.0 if self._stop.is_set() else backoff_delay(attempt, self._rand))
         self.connected = False
 
     def _make_client(self, will: Message) -> mqtt.Client:
@@ -168,7 +187,7 @@ class Publisher:
         client.max_inflight_messages_set(self._window)
         return client
 
-    def _session(self, will: Message, will_id: int) -> bool:
+    def _session(self, will: Message, will_id: int | None) -> bool:
         """One connection, from connect to disconnect; True if the broker accepted us."""
         client = self._make_client(will)
         outcome: dict[str, object] = {}
@@ -205,8 +224,8 @@ class Publisher:
             log.warning("cannot reach broker broker=%s error=%s", broker, exc)
             return False
 
-        deadline = time.monotonic() + CONNACK_TIMEOUT_S
-        while "reason" not in outcome and time.monotonic() < deadline and not self._stopping_now():
+        deadline = min(time.monotonic() + CONNACK_TIMEOUT_S, self._deadline)
+        while "reason" not in outcome and time.monotonic() < deadline:
             if client.loop(0.1) != MQTTErrorCode.MQTT_ERR_SUCCESS:
                 break
         reason = outcome.get("reason")
@@ -220,15 +239,24 @@ class Publisher:
         self.connected = True
         self.connections += 1
         self.last_error = ""
-        released = self._spool.release_held(keep=will_id)
-        self._spool.put(self._lifecycle.seal_birth())
+        released = 0
+        if not self._stop.is_set():
+            released = self._spool.release_held(keep=will_id)
+            self._spool.put(self._lifecycle.seal_birth())
         log.info("connected to broker broker=%s protocol=%s released_wills=%d backlog=%d",
                  broker, self._config.protocol, released, self._spool.depth)
         cursors: dict[str, int] = {}
-        lost = False
+        lost = stopping = False
         seen_generation, maybe_more = -1, True
-        while not self._stopping_now():
+        while not self._past_deadline():
             self.heartbeat = time.monotonic()
+            if self._stop.is_set() and not stopping:
+                stopping = True
+                self._say_goodbye()
+                # The released Will lies behind the cursors: read every stream again from its
+                # start (a few in-flight messages go twice; consumers drop such duplicates).
+                cursors.clear()
+                maybe_more = True
             room = self._window - len(inflight)
             generation = self._spool.generation
             if room >= max(1, self._window // 4) and (maybe_more or generation != seen_generation):
@@ -250,9 +278,10 @@ class Publisher:
             if acked:
                 self._spool.ack(acked)
                 acked.clear()
-            if self._stop.is_set() and not inflight and not self._spool.next_batch(dict(cursors), 1):
-                self._flushed = True
-                break
+            if stopping and not inflight and not maybe_more and generation == seen_generation:
+                self._flushed = self._spool.depth == 0 or not self._spool.next_batch(dict(cursors), 1)
+                if self._flushed:
+                    break
         if acked:
             self._spool.ack(acked)
         self.connected = False
