@@ -108,12 +108,12 @@ def sshd_settings(root: Path, path: Path | None = None) -> tuple[dict[str, str],
     overrides: list[str] = []
     readable = True
 
-    def walk(file: Path, in_match: str | None) -> str | None:
+    def walk(file: Path, in_match: str | None) -> None:
         nonlocal readable
         text = _read(file)
         if text is None:
             readable = False
-            return in_match
+            return
         for raw in text.splitlines():
             line = raw.split("#", 1)[0].strip()
             if not line:
@@ -126,12 +126,11 @@ def sshd_settings(root: Path, path: Path | None = None) -> tuple[dict[str, str],
                 for pattern in value.split():
                     full = pattern if pattern.startswith("/") else f"/etc/ssh/{pattern}"
                     for inc in sorted(glob.glob(str(root / full.lstrip("/")))):
-                        in_match = walk(Path(inc), in_match)
+                        walk(Path(inc), in_match)  # a Match opened in an included file ends with it
             elif in_match is not None:
                 overrides.append(f"Match {in_match}: {key} {value}")
             else:
                 settings.setdefault(key, value.lower())
-        return in_match
 
     walk(path, None)
     return settings, overrides, readable
@@ -151,7 +150,7 @@ def check_ssh(root: Path) -> list[Check]:
         ("ssh_password_auth", pw_title, "passwordauthentication", "yes", {"no"}),
     ):
         value = settings.get(key)
-        effective = value or default
+        effective = {"without-password": "prohibit-password"}.get(value or default, value or default)
         relevant = [o for o in overrides if o.split(": ", 1)[1].startswith(key + " ")]
         loosened = [o for o in relevant if o.rsplit(" ", 1)[1].lower() not in good]
         evidence = f"{key}={effective}" + ("" if value else " (OpenSSH default)")

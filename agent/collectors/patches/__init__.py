@@ -120,7 +120,8 @@ def build_body(
         "scanned_ms": scan_result.scanned_ms,
         **packages,
         "freshness": {k: v for k, v in freshness.items() if k not in ("status", "stale_reasons")},
-        "reboot_required": True if True in flags else (None if None in flags else False),
+        # the kernel comparison can only add a reason; not knowing it does not hide the flag's answer
+        "reboot_required": True if True in flags else (None if reboot["required"] is None else False),
         "reboot": reboot,
         "last_install_ms": system.last_install_ms(root),
         "auto_updates": system.auto_updates(root, installed),
