@@ -18,6 +18,7 @@ from pydantic.functional_validators import AfterValidator
 from agent.config_types import Name, PositiveDuration, Section
 from agent.collectors.patches.config import MaintenanceConfig, PatchesConfig, PostureConfig
 from agent.modbus.config import ModbusConfig
+from agent.readiness_config import ReadinessConfig
 from agent.spool_config import SpoolConfig
 
 
@@ -125,6 +126,7 @@ class Config(Section):
     modbus: ModbusConfig = Field(default_factory=ModbusConfig)
     maintenance: MaintenanceConfig = Field(default_factory=MaintenanceConfig)
     spool: SpoolConfig = Field(default_factory=SpoolConfig)
+    readiness: ReadinessConfig = Field(default_factory=ReadinessConfig)
 
 
 class ConfigError(Exception):

@@ -16,6 +16,7 @@ from pydantic import Field, field_validator, model_validator
 from agent.config_types import Duration, Name, PositiveDuration, Section
 from agent.modbus.codec import ByteOrder, DataType, PointCodec
 from agent.modbus.planner import PROTOCOL_MAX_BITS, PROTOCOL_MAX_REGISTERS, Limits, Span
+from agent.readiness_config import AssetReadiness
 
 Table = Literal["coil", "discrete", "input", "holding"]
 Addressing = Literal["zero_based", "modicon"]
@@ -159,6 +160,7 @@ class DeviceConfig(Section):
     refused: list[RefusedRange] = Field(default_factory=list)
     identity: bool = Field(True, description="read the device identification (function 43/14) once per connection")
     points: list[PointConfig] = Field(min_length=1)
+    readiness: AssetReadiness = Field(default_factory=AssetReadiness, description="criticality and tolerable downtime")
 
     @model_validator(mode="after")
     def _consistent(self) -> "DeviceConfig":
