@@ -1,0 +1,76 @@
+#!/bin/sh
+# Install or upgrade the edge agent as a hardened systemd service. Idempotent: run it again
+# after `git pull` to upgrade; it never replaces an existing config or key.
+#
+#   sudo systemd/install.sh [--no-start]
+#
+# Puts: the agent in a venv at /opt/edge-agent/venv (with system site packages, so Debian's
+# python3-apt is importable), the unit in /etc/systemd/system, config/agent.toml in
+# /etc/edge-agent (if none is there), a signing key in /var/lib/edge-agent (if none), and a
+# dedicated system user `edge-agent` in group dialout (serial Modbus).
+set -eu
+
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+PREFIX=/opt/edge-agent
+CONF_DIR=/etc/edge-agent
+STATE_DIR=/var/lib/edge-agent
+KEY="$STATE_DIR/node.key"
+USER_NAME=edge-agent
+START=yes
+[ "${1:-}" = "--no-start" ] && START=no
+
+[ "$(id -u)" -eq 0 ] || { echo "install.sh: run as root" >&2; exit 1; }
+command -v python3 >/dev/null || { echo "install.sh: python3 is missing (apt-get install python3-venv)" >&2; exit 1; }
+python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+    || { echo "install.sh: python3 must be 3.11 or newer" >&2; exit 1; }
+python3 -c 'import apt_pkg' 2>/dev/null \
+    || echo "install.sh: note: python3-apt is not installed; the patch collector falls back to apt-get" >&2
+
+# 1. A system user with no login and no home of its own.
+if ! id "$USER_NAME" >/dev/null 2>&1; then
+    useradd --system --user-group --home-dir "$STATE_DIR" --no-create-home \
+        --shell /usr/sbin/nologin --comment "edge readiness agent" "$USER_NAME"
+fi
+getent group dialout >/dev/null && usermod --append --groups dialout "$USER_NAME"
+
+# 2. The code: a fresh venv each time, so an upgrade never mixes versions.
+install -d -m 0755 "$PREFIX" "$PREFIX/docs"
+rm -rf "$PREFIX/venv.new"
+python3 -m venv --system-site-packages "$PREFIX/venv.new"
+"$PREFIX/venv.new/bin/pip" install --quiet --disable-pip-version-check "$SRC"
+rm -rf "$PREFIX/venv.old"
+[ -d "$PREFIX/venv" ] && mv "$PREFIX/venv" "$PREFIX/venv.old"
+mv "$PREFIX/venv.new" "$PREFIX/venv"
+rm -rf "$PREFIX/venv.old"
+install -m 0644 "$SRC"/docs/*.md "$PREFIX/docs/" 2>/dev/null || true
+AGENT="$PREFIX/venv/bin/edge-agent"
+
+# 3. Config (root-owned, readable by the service's group only) and state.
+install -d -m 0750 -o root -g "$USER_NAME" "$CONF_DIR"
+install -d -m 0700 -o "$USER_NAME" -g "$USER_NAME" "$STATE_DIR"
+if [ ! -e "$CONF_DIR/agent.toml" ]; then
+    # Its [signing] key_file is $KEY, the key made below.
+    install -m 0640 "$SRC/config/agent.toml" "$CONF_DIR/agent.toml"
+    echo "install.sh: wrote $CONF_DIR/agent.toml: set node.id and mqtt.url before starting"
+    START=no
+fi
+chown root:"$USER_NAME" "$CONF_DIR/agent.toml"
+chmod 0640 "$CONF_DIR/agent.toml"
+
+# 4. The signing key, created as the service user so its mode and owner are right.
+if [ ! -e "$KEY" ]; then
+    runuser -u "$USER_NAME" -- "$AGENT" keygen --key "$KEY"
+    echo "install.sh: add $KEY.pub to the consumers' trust store as <node-id>.pub"
+fi
+
+# 5. The unit.
+install -m 0644 "$SRC/systemd/edge-agent.service" /etc/systemd/system/edge-agent.service
+systemctl daemon-reload
+systemctl enable edge-agent.service >/dev/null
+"$AGENT" check-config --config "$CONF_DIR/agent.toml" || START=no
+if [ "$START" = yes ]; then
+    systemctl restart edge-agent.service
+    echo "install.sh: edge-agent (re)started; see: systemctl status edge-agent"
+else
+    echo "install.sh: installed; start with: systemctl start edge-agent"
+fi
