@@ -184,11 +184,12 @@ def scan_apt_get(root: Path, run: Run = run_command) -> list[Update]:
 
 def scan_python_apt(apt_pkg: ModuleType, root: Path) -> list[Update]:
     apt_pkg.init_config()
-    if root != Path("/"):
-        apt_pkg.config.set("Dir", str(root))
-        apt_pkg.config.set("Dir::State::status", str(root / "var/lib/dpkg/status"))
-        apt_pkg.config.set("Dir::Cache::pkgcache", "")
-        apt_pkg.config.set("Dir::Cache::srcpkgcache", "")
+    # apt_pkg's config is process-global: set every key each time so no earlier root lingers
+    live = root == Path("/")
+    apt_pkg.config.set("Dir", str(root))
+    apt_pkg.config.set("Dir::State::status", str(root / "var/lib/dpkg/status"))
+    apt_pkg.config.set("Dir::Cache::pkgcache", "pkgcache.bin" if live else "")
+    apt_pkg.config.set("Dir::Cache::srcpkgcache", "srcpkgcache.bin" if live else "")
     apt_pkg.init_system()
     cache = apt_pkg.Cache(None)
     dist = apt_pkg.DepCache(cache)
