@@ -176,4 +176,6 @@ def load(path: str | Path) -> Config:
         raise ConfigError([f"{path}: the config file is not UTF-8 text"]) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{path}: TOML syntax error: {exc}"]) from None
+    except (ValueError, RecursionError) as exc:  # found by fuzzing: 5000-digit integers, deep nesting
+        raise ConfigError([f"{path}: TOML value out of range or nested too deep: {str(exc)[:120]}"]) from None
     return validate(data, str(path), path.resolve().parent)
