@@ -68,25 +68,22 @@ class PointCodec:
         return _FIXED_WIDTH[self.type]
 
 
-def _swap_bytes(data: bytes) -> bytes:
-    out = bytearray(data)
-    out[0::2], out[1::2] = data[1::2], data[0::2]
-    return bytes(out)
-
-
 def registers_to_bytes(registers: Sequence[int], order: ByteOrder) -> bytes:
-    """The value's bytes, most significant first, from registers in `order`."""
-    words = list(registers) if order in ("ABCD", "BADC") else list(reversed(registers))
-    data = b"".join(w.to_bytes(2, "big") for w in words)
-    return _swap_bytes(data) if order in ("BADC", "DCBA") else data
+    """The value's bytes, most significant first, from registers in `order`.
+
+    Packing each register little-endian is the byte swap, so every order is one struct call.
+    """
+    words = registers if order in ("ABCD", "BADC") else registers[::-1]
+    try:
+        return struct.pack(f"{'>' if order in ('ABCD', 'CDAB') else '<'}{len(words)}H", *words)
+    except struct.error:
+        raise CodecError("malformed_reply", "register value outside 0..65535") from None
 
 
 def bytes_to_registers(data: bytes, order: ByteOrder) -> list[int]:
     """Inverse of `registers_to_bytes`."""
-    if order in ("BADC", "DCBA"):
-        data = _swap_bytes(data)
-    words = [int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2)]
-    return words if order in ("ABCD", "BADC") else list(reversed(words))
+    words = list(struct.unpack(f"{'>' if order in ('ABCD', 'CDAB') else '<'}{len(data) // 2}H", data))
+    return words if order in ("ABCD", "BADC") else words[::-1]
 
 
 def _scaled(codec: PointCodec, raw: int | float) -> Value:
@@ -104,15 +101,13 @@ def decode(codec: PointCodec, registers: Sequence[int]) -> Value:
     """Value of a register-table point from exactly `codec.width` registers."""
     if len(registers) != codec.width:
         raise CodecError("malformed_reply", f"expected {codec.width} registers, got {len(registers)}")
-    if any(not 0 <= r <= 0xFFFF for r in registers):
-        raise CodecError("malformed_reply", "register value outside 0..65535")
-    if codec.type == "bit":
-        return bool((registers[0] >> codec.bit) & 1)
-    if codec.type == "string":
-        data = b"".join(r.to_bytes(2, "big") for r in registers)
-        if codec.byte_order in ("BADC", "DCBA"):
-            data = _swap_bytes(data)
+    if codec.type == "string":  # a byte sequence: only the byte swap applies
+        data = registers_to_bytes(registers, "BADC" if codec.byte_order in ("BADC", "DCBA") else "ABCD")
         return data.split(b"\0", 1)[0].decode("ascii", errors="replace").rstrip(" ")
+    if codec.type == "bit":
+        if not 0 <= registers[0] <= 0xFFFF:
+            raise CodecError("malformed_reply", "register value outside 0..65535")
+        return bool((registers[0] >> codec.bit) & 1)
     if codec.type == "bool":
         raise CodecError("config", "bool points live in coil or discrete tables")
     (raw,) = struct.unpack(_STRUCT[codec.type], registers_to_bytes(registers, codec.byte_order))
@@ -140,9 +135,7 @@ def encode(codec: PointCodec, value: bool | int | float | str) -> list[int]:
     """
     if codec.type == "string":
         data = str(value).encode("ascii")[: codec.length * 2].ljust(codec.length * 2, b"\0")
-        if codec.byte_order in ("BADC", "DCBA"):
-            data = _swap_bytes(data)
-        return [int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2)]
+        return bytes_to_registers(data, "BADC" if codec.byte_order in ("BADC", "DCBA") else "ABCD")
     if codec.type == "bit":
         return [(1 << codec.bit) if value else 0]
     if codec.type == "bool":

@@ -95,6 +95,11 @@ class Line:
         from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
         from pymodbus.framer import FramerType
 
+        pymodbus_log = logging.getLogger("pymodbus")
+        if pymodbus_log.level == logging.NOTSET:
+            # pymodbus logs every timeout as an ERROR line of its own; our status and
+            # "device offline" lines already report them once, with the device named.
+            pymodbus_log.setLevel(logging.CRITICAL)
         d = self._device
         hooks = dict(trace_pdu=_guard, trace_packet=self._on_packet, trace_connect=self._on_connect)
         common = dict(timeout=d.timeout, retries=0, reconnect_delay=0, name=d.line, **hooks)
