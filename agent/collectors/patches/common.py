@@ -76,7 +76,9 @@ class FirstSeen:
             os.replace(tmp, self.path)
         except OSError as exc:
             if not self._warned:
-                log.warning("cannot persist first-seen times path=%s error=%s", self.path, exc)
+                # an absent state dir is normal for one-shot use; an unwritable one is not
+                level = logging.WARNING if self.path.parent.is_dir() else logging.INFO
+                log.log(level, "cannot persist first-seen times path=%s error=%s", self.path, exc)
                 self._warned = True
 
 
