@@ -140,6 +140,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return demo.run(duration=args.duration, broker_url=args.broker, state_dir=args.state_dir)
 
 
+def cmd_board(args: argparse.Namespace) -> int:
+    from agent import board, logsetup
+    from agent.keys import KeyError_
+
+    logsetup.setup(args.log_level)
+    try:
+        return board.run(args.broker, args.trust, listen=args.listen, prefix=args.topic_prefix,
+                         group=args.group or None, silent_after_s=args.silent_after)
+    except (KeyError_, ValueError, OSError) as exc:
+        print(f"edge-agent board: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="edge-agent",
@@ -206,6 +219,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--broker", default=None, help="use this broker URL instead of starting one")
     p.add_argument("--state-dir", type=Path, default=None, help="keep keys, config and logs here")
     p.set_defaults(handler=cmd_demo)
+
+    p = sub.add_parser("board", help="fleet readiness board: verified live web page and JSON API",
+                       description="Subscribes with a shared subscription ($share/GROUP/PREFIX/#) plus plain "
+                                   "subscriptions to the retained kinds, verifies every message and serves "
+                                   "the page at / and the JSON API at /api/fleet and /api/nodes/<id>.")
+    p.add_argument("--broker", required=True, help="broker URL, e.g. mqtt://127.0.0.1:1883")
+    p.add_argument("--trust", type=Path, required=True, help="folder of trusted public keys (*.pub)")
+    p.add_argument("--listen", default="127.0.0.1:8080", help="HOST:PORT to serve on (default 127.0.0.1:8080)")
+    p.add_argument("--topic-prefix", default="edge", help="first topic level (default edge)")
+    p.add_argument("--group", default="board", help="shared subscription group; '' subscribes plainly")
+    p.add_argument("--silent-after", type=float, default=120.0, help="seconds of silence before a node shows offline")
+    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    p.set_defaults(handler=cmd_board)
     return parser
 
 

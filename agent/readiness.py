@@ -297,7 +297,11 @@ def verdict_reading(latest: dict[str, dict], config: Any, now_ms: int) -> Readin
     message the daemon sealed on it. The body carries the verdict, the policy it was judged
     against, and the (stream -> seq) inputs, so a consumer can recompute it exactly.
     """
-    policy = policy_from_config(config)
+    return policy_reading(latest, policy_from_config(config), now_ms)
+
+
+def policy_reading(latest: dict[str, dict], policy: Policy, now_ms: int) -> Reading:
+    """`verdict_reading` for a policy already built (simulated nodes, tests)."""
     used = inputs_of(latest)
     verdict = evaluate(used, policy, now_ms)
     return Reading(kind="readiness", priority=Priority.SECURITY, retain=True, ts_ms=now_ms, body={
