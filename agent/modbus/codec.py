@@ -17,6 +17,7 @@ Every decoding failure raises `CodecError`, whose `kind` becomes the point's err
 
 from __future__ import annotations
 
+import functools
 import math
 import struct
 from collections.abc import Mapping, Sequence
@@ -58,7 +59,7 @@ class PointCodec:
     offset: float = 0.0
     value_map: Mapping[int, str] = field(default_factory=dict)
 
-    @property
+    @functools.cached_property
     def width(self) -> int:
         """Registers (or bits, for "bool") the point occupies."""
         if self.type == "bool":

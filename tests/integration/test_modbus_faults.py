@@ -203,3 +203,32 @@ def test_deadband_and_report_on_change(make_simulator, sim_device, config_of):
     assert first["values"]["motor_speed"] == 1000.0 and first["values"]["recipe"] == "PKG-500G-V2"
     assert "motor_speed" not in second["values"] and set(second["unchanged"]) == {"motor_speed", "recipe"}
     assert third["values"]["motor_speed"] == 1010.0 and third["values"]["recipe"] == "OTHER"
+
+
+@pytest.mark.parametrize("kind", ["rtu", "rtu_over_tcp"])
+@pytest.mark.parametrize("fault,error", [(Fault("malformed", unit=2), "malformed_reply"),
+                                         (Fault("exception", unit=2, code=6), "device_busy")])
+def test_fault_on_one_unit_of_a_shared_rtu_line(kind, fault, error, make_simulator, sim_device, config_of):
+    """A unit that fails on a shared RTU line costs the line at most one failed request per
+    cycle, reports the right kind, and its neighbour keeps every value."""
+    sim = make_simulator({1: "packaging_line", 2: "packaging_line"}, kind)
+    config = config_of([sim_device("first", sim, 1, "packaging_line", kind),
+                        sim_device("second", sim, 2, "packaging_line", kind, identity=False)])
+    first, second = build_all(config, backoff=FAST_BACKOFF)
+    sim.faults.add(fault)
+
+    async def scenario():
+        bodies = []
+        for _ in range(3):
+            bodies.append(await asyncio.gather(first.collect(), second.collect()))
+        await first.close()
+        return bodies
+
+    cycles = asyncio.run(scenario())
+    for healthy, failing in cycles:
+        assert healthy[0].body["status"]["state"] == "online"
+        assert len(healthy[0].body["values"]) == 13
+        assert failing[0].body["status"]["last_error"]["kind"] == error
+        assert failing[0].body["values"] == {}
+    if fault.kind == "malformed":  # not answering properly: the rest of its cycle is skipped
+        assert sim.request_count(unit=2) == 3
