@@ -192,10 +192,12 @@ def scan_python_apt(apt_pkg: ModuleType, root: Path) -> list[Update]:
     apt_pkg.config.set("Dir::Cache::srcpkgcache", "srcpkgcache.bin" if live else "")
     apt_pkg.init_system()
     cache = apt_pkg.Cache(None)
+    # DepCaches over one Cache share their marks: take the plain plan, reset, then dist-upgrade
     dist = apt_pkg.DepCache(cache)
+    dist.upgrade(False)
+    in_upgrade = {pkg.id for pkg in cache.packages if pkg.current_ver is not None and dist.marked_upgrade(pkg)}
+    dist.init()
     dist.upgrade(True)
-    plain = apt_pkg.DepCache(cache)
-    plain.upgrade(False)
     records = apt_pkg.PackageRecords(cache)
 
     def is_security(version: object) -> bool:
@@ -238,10 +240,10 @@ def scan_python_apt(apt_pkg: ModuleType, root: Path) -> list[Update]:
                 candidate=cand_str,
                 security_version=secure,
                 upgradable=cand_str is not None,
-                in_upgrade=plain.marked_upgrade(pkg),
+                in_upgrade=pkg.id in in_upgrade,
                 in_dist_upgrade=dist.marked_upgrade(pkg),
                 held=held,
-                phased=bool(candidate and cand_str and phased(candidate)) and not plain.marked_upgrade(pkg),
+                phased=bool(candidate and cand_str and phased(candidate)) and pkg.id not in in_upgrade,
                 pinned=not held
                 and newest != cand_str
                 and any(pinned_version(v) for v in [*newer, *([candidate] if candidate else [])]),
