@@ -1,80 +1,98 @@
 """Sequence bookkeeping that tells a fresh message from a duplicate or a replay.
 
-A sliding window per (node, session), as in IPsec anti-replay: the highest sequence seen
-plus a slot per sequence in the last `window`. Messages may arrive out of order inside the
-window (a spool draining after a reconnect); anything older is a replay. Memory is bounded:
-`window * 8` bytes per session, `sessions_per_node` sessions per node (least recently used
-go first; a forgotten session is then bounded only by the timestamp check).
+Per (node, session) the guard keeps: the highest sequence accepted; the gaps below it, i.e.
+numbers it has never seen; and the last `recent` accepted messages (sequence and the start of
+their signature). Sequence numbers are global to a session, but the agent's spool keeps order
+only per stream and a Last Will is sealed when the connection opens and delivered much later,
+so genuine messages often arrive below the highest: they fill a gap and are accepted.
 
-Verdicts, both final (docs/security.md):
-- "duplicate": this exact signed message was already accepted. An MQTT QoS 1 redelivery
-  looks like this (and so does an attacker's copy: it carries nothing new). Drop it quietly.
-- "replay": a sequence older than the window, or a second, different message under a
-  sequence already accepted. Never a transport effect: count it and raise an alarm.
+Verdicts (docs/security.md):
+- "duplicate": the same signed message as one of the last `recent` accepted. An MQTT QoS 1
+  redelivery looks like this (and so does an attacker's immediate copy: it carries nothing
+  new). Drop it quietly; it is not an alarm.
+- "replay": a sequence that was accepted earlier and is no longer recent, or a second,
+  different message under an accepted sequence. No transport does this: count it and alarm.
+
+Memory is bounded: `recent` entries and at most `max_gaps` gap ranges per session (the lowest
+gaps are forgotten first, after which their numbers count as replays), `sessions_per_node`
+sessions per node, least recently used forgotten first. A forgotten session starts afresh, so
+replays of old sessions are bounded only by the timestamp check.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 DUPLICATE = "duplicate"
 REPLAY = "replay"
-_MARK_BYTES = 8
-_EMPTY = bytes(_MARK_BYTES)
+_MARK_CHARS = 12  # of the base64url signature: 72 bits, ample to tell two signatures apart
 
 
 @dataclass
-class _Window:
+class _Session:
     highest: int
-    marks: bytearray  # slot seq % size: the first 8 bytes of the accepted signature text
+    gap_starts: list[int] = field(default_factory=list)  # sorted, disjoint, inclusive ranges
+    gap_ends: list[int] = field(default_factory=list)
+    recent: OrderedDict[int, str] = field(default_factory=OrderedDict)  # seq -> signature mark
 
+    def add_gap(self, start: int, end: int, limit: int) -> None:
+        if start <= end:
+            self.gap_starts.append(start)
+            self.gap_ends.append(end)
+            if len(self.gap_starts) > limit:
+                del self.gap_starts[0], self.gap_ends[0]
 
-def _mark(signature: str) -> bytes:
-    # base64url text never holds NUL, so a mark is never mistaken for an empty slot.
-    return signature.encode()[:_MARK_BYTES].ljust(_MARK_BYTES, b"=")
+    def take_gap(self, seq: int) -> bool:
+        """Remove `seq` from the gaps; False if it was not in one (it was seen, or forgotten)."""
+        at = bisect_right(self.gap_starts, seq) - 1
+        if at < 0 or seq > self.gap_ends[at]:
+            return False
+        start, end = self.gap_starts[at], self.gap_ends[at]
+        if start == end:
+            del self.gap_starts[at], self.gap_ends[at]
+        elif seq == start:
+            self.gap_starts[at] = seq + 1
+        elif seq == end:
+            self.gap_ends[at] = seq - 1
+        else:
+            self.gap_ends[at] = seq - 1
+            self.gap_starts.insert(at + 1, seq + 1)
+            self.gap_ends.insert(at + 1, end)
+        return True
 
 
 class ReplayGuard:
     """Remembers what it accepted; `admit` returns None (fresh) or the reason to reject."""
 
-    def __init__(self, window: int = 1024, sessions_per_node: int = 4) -> None:
-        if window < 1 or sessions_per_node < 1:
-            raise ValueError("window and sessions_per_node must be at least 1")
-        self.window = window
+    def __init__(self, recent: int = 256, max_gaps: int = 16384, sessions_per_node: int = 4) -> None:
+        if min(recent, max_gaps, sessions_per_node) < 1:
+            raise ValueError("recent, max_gaps and sessions_per_node must be at least 1")
+        self.recent = recent
+        self.max_gaps = max_gaps
         self.sessions_per_node = sessions_per_node
-        self._nodes: dict[str, OrderedDict[str, _Window]] = {}
+        self._nodes: dict[str, OrderedDict[str, _Session]] = {}
 
     def admit(self, node: str, session: str, seq: int, signature: str) -> str | None:
         sessions = self._nodes.setdefault(node, OrderedDict())
+        mark = signature[:_MARK_CHARS]
         state = sessions.get(session)
-        mark = _mark(signature)
         if state is None:
-            state = _Window(seq, bytearray(self.window * _MARK_BYTES))
-            self._set(state, seq, mark)
-            sessions[session] = state
+            # Joined mid-session: everything below the first message is unseen, not replayed.
+            state = sessions[session] = _Session(seq)
+            state.add_gap(0, seq - 1, self.max_gaps)
             if len(sessions) > self.sessions_per_node:
                 sessions.popitem(last=False)
-            return None
-        sessions.move_to_end(session)
-        if seq > state.highest:
-            for gone in range(state.highest + 1, min(seq, state.highest + self.window + 1)):
-                self._set(state, gone, _EMPTY)
-            state.highest = seq
-            self._set(state, seq, mark)
-            return None
-        if seq <= state.highest - self.window:
-            return REPLAY
-        slot = self._get(state, seq)
-        if slot == _EMPTY:
-            self._set(state, seq, mark)
-            return None
-        return DUPLICATE if slot == mark else REPLAY
-
-    def _set(self, state: _Window, seq: int, mark: bytes) -> None:
-        at = (seq % self.window) * _MARK_BYTES
-        state.marks[at:at + _MARK_BYTES] = mark
-
-    def _get(self, state: _Window, seq: int) -> bytes:
-        at = (seq % self.window) * _MARK_BYTES
-        return bytes(state.marks[at:at + _MARK_BYTES])
+        else:
+            sessions.move_to_end(session)
+            if seq > state.highest:
+                state.add_gap(state.highest + 1, seq - 1, self.max_gaps)
+                state.highest = seq
+            elif not state.take_gap(seq):
+                seen = state.recent.get(seq)
+                return DUPLICATE if seen == mark else REPLAY
+        state.recent[seq] = mark
+        if len(state.recent) > self.recent:
+            state.recent.popitem(last=False)
+        return None

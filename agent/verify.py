@@ -30,7 +30,9 @@ class VerifyConfig(Section):
     max_skew: Duration | None = Field(300.0, description="reject timestamps further ahead than this")
     max_age: Duration | None = Field(
         7 * 86400.0, description="reject timestamps older than this; cover the agents' spool backlog")
-    replay_window: int = Field(1024, ge=16, le=1 << 20, description="sequences remembered per session")
+    recent_messages: int = Field(
+        256, ge=16, le=1 << 16,
+        description="accepted messages remembered per session to tell a QoS 1 duplicate from a replay")
     follow_rotations: bool = Field(True, description="trust keys announced by verified rotation notices")
 
 
@@ -40,7 +42,7 @@ def _ms(seconds: float | None) -> int | None:
 
 class Verifier:
     def __init__(self, trust: keys.TrustStore, *, max_skew_ms: int | None = 300_000,
-                 max_age_ms: int | None = 7 * 86_400_000, replay_window: int = 1024,
+                 max_age_ms: int | None = 7 * 86_400_000, recent_messages: int = 256,
                  follow_rotations: bool = True, trust_dir: Path | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self.trust = trust
@@ -48,7 +50,7 @@ class Verifier:
         self.max_age_ms = max_age_ms
         self.follow_rotations = follow_rotations
         self.trust_dir = trust_dir
-        self.guard = ReplayGuard(replay_window)
+        self.guard = ReplayGuard(recent_messages)
         self._clock = clock
 
     @classmethod
@@ -56,7 +58,7 @@ class Verifier:
                     clock: Callable[[], float] = time.time) -> "Verifier":
         """A verifier over `config.trust_dir`; with `persist`, learned keys are written there."""
         return cls(keys.TrustStore.load(config.trust_dir), max_skew_ms=_ms(config.max_skew),
-                   max_age_ms=_ms(config.max_age), replay_window=config.replay_window,
+                   max_age_ms=_ms(config.max_age), recent_messages=config.recent_messages,
                    follow_rotations=config.follow_rotations,
                    trust_dir=config.trust_dir if persist else None, clock=clock)
 

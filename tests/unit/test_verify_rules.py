@@ -16,6 +16,7 @@ from agent.verify import Verifier
 
 NOW_MS = 1_800_000_000_000
 TOPIC = "edge/press-1/host"
+RECENT = 32  # accepted messages the verifier remembers per session
 
 
 @dataclass
@@ -45,7 +46,8 @@ def verifier_for(fleet: Fleet) -> Verifier:
     trust.add(fleet.key.public_key(), frozenset({"press-1"}))
     trust.add(fleet.other_key.public_key(), frozenset({"press-2"}))
     trust.revoked.add(trust.add(fleet.revoked_key.public_key(), frozenset({"press-1"})))
-    return Verifier(trust, max_skew_ms=60_000, max_age_ms=3_600_000, clock=lambda: NOW_MS / 1000)
+    return Verifier(trust, max_skew_ms=60_000, max_age_ms=3_600_000, recent_messages=RECENT,
+                    clock=lambda: NOW_MS / 1000)
 
 
 def reencode(payload: bytes, change: Callable[[dict], None]) -> bytes:
@@ -72,8 +74,8 @@ CASES: list[tuple[str, Callable[[Fleet], bytes], str, Callable[[Fleet], list[byt
      envelope.TOPIC_MISMATCH),
     ("neighbour's key speaking for press-1", lambda f: f.seal(f.other_key), TOPIC, lambda f: [],
      envelope.NODE_NOT_ALLOWED),
-    ("replayed: sequence older than the window", lambda f: f.seal(seq=7), TOPIC,
-     lambda f: [f.seal(seq=7 + 5000)], envelope.REPLAY),
+    ("replayed: seen, and no longer recent", lambda f: f.seal(seq=7), TOPIC,
+     lambda f: [f.seal(seq=7)] + [f.seal(seq=8 + n) for n in range(RECENT)], envelope.REPLAY),
     ("replayed: other content under a used sequence", lambda f: f.seal(body={"cpu": 99.0}), TOPIC,
      lambda f: [f.seal()], envelope.REPLAY),
     ("duplicate: QoS 1 redelivery", lambda f: f.seal(), TOPIC, lambda f: [f.seal()], envelope.DUPLICATE),
@@ -116,12 +118,21 @@ def test_reencoded_genuine_message_is_not_accepted(fleet: Fleet) -> None:
     assert not verdict.valid and verdict.reason in (envelope.MALFORMED, envelope.BAD_SIGNATURE)
 
 
-def test_out_of_order_inside_the_window_is_accepted_once(fleet: Fleet) -> None:
+def test_a_late_message_that_was_never_seen_is_accepted_once(fleet: Fleet) -> None:
+    """A Last Will sealed at connect, or a stream's backlog behind another: below the highest."""
     verifier = verifier_for(fleet)
-    late = fleet.seal(seq=5)
-    assert verifier.check(fleet.seal(seq=9), TOPIC).valid
-    assert verifier.check(late, TOPIC).valid
-    assert verifier.check(late, TOPIC).reason == envelope.DUPLICATE
+    will = fleet.seal(seq=5, topic="edge/press-1/status", kind="status", body={"state": "offline"})
+    assert verifier.check(fleet.seal(seq=4), TOPIC).valid
+    for seq in range(6, 6 + 10 * RECENT):
+        assert verifier.check(fleet.seal(seq=seq), TOPIC).valid
+    assert verifier.check(will, "edge/press-1/status").valid
+    assert verifier.check(will, "edge/press-1/status").reason == envelope.DUPLICATE
+
+
+def test_a_consumer_joining_mid_session_accepts_the_backlog(fleet: Fleet) -> None:
+    verifier = verifier_for(fleet)
+    assert verifier.check(fleet.seal(seq=900), TOPIC).valid
+    assert all(verifier.check(fleet.seal(seq=seq), TOPIC).valid for seq in range(1, 40))
 
 
 def test_a_new_session_starts_its_own_sequence(fleet: Fleet) -> None:
