@@ -60,6 +60,11 @@ class PointCodec:
     value_map: Mapping[int, str] = field(default_factory=dict)
 
     @functools.cached_property
+    def decimals(self) -> int:
+        """Places a scaled integer can have: raw x scale + offset has no more than these."""
+        return max(_decimals(self.scale), _decimals(self.offset))
+
+    @functools.cached_property
     def width(self) -> int:
         """Registers (or bits, for "bool") the point occupies."""
         if self.type == "bool":
@@ -87,6 +92,23 @@ def bytes_to_registers(data: bytes, order: ByteOrder) -> list[int]:
     return words if order in ("ABCD", "BADC") else words[::-1]
 
 
+def _decimals(number: float) -> int:
+    """Decimal places of a scale or offset as written in the config (0.1 -> 1, 0.25 -> 2)."""
+    text = repr(float(number))
+    if "e" in text:
+        return 15
+    return len(text.split(".")[1].rstrip("0"))
+
+
+def _shortest_float32(value: float, data: bytes) -> float:
+    """The shortest decimal that is the same float32 (230.1, not 230.10000610351562)."""
+    for digits in (6, 7, 8):
+        candidate = float(f"{value:.{digits}g}")
+        if struct.pack(">f", candidate) == data:
+            return candidate
+    return value
+
+
 def _scaled(codec: PointCodec, raw: int | float) -> Value:
     if codec.scale == 1.0 and codec.offset == 0.0:
         if isinstance(raw, int) and abs(raw) > MAX_SAFE_INTEGER:
@@ -95,6 +117,8 @@ def _scaled(codec: PointCodec, raw: int | float) -> Value:
     value = raw * codec.scale + codec.offset
     if not math.isfinite(value):
         raise CodecError("invalid_value", f"{raw} scaled to {value}")
+    if isinstance(raw, int):  # 484 x 0.1 is 48.4, not 48.400000000000006
+        return round(value, codec.decimals)
     return value
 
 
@@ -111,10 +135,13 @@ def decode(codec: PointCodec, registers: Sequence[int]) -> Value:
         return bool((registers[0] >> codec.bit) & 1)
     if codec.type == "bool":
         raise CodecError("config", "bool points live in coil or discrete tables")
-    (raw,) = struct.unpack(_STRUCT[codec.type], registers_to_bytes(registers, codec.byte_order))
+    data = registers_to_bytes(registers, codec.byte_order)
+    (raw,) = struct.unpack(_STRUCT[codec.type], data)
     if isinstance(raw, float):
         if not math.isfinite(raw):
             raise CodecError("invalid_value", f"{codec.type} is {raw}")
+        if codec.type == "float32":
+            raw = _shortest_float32(raw, data)
         return _scaled(codec, raw)
     if codec.value_map and raw in codec.value_map:
         return codec.value_map[raw]

@@ -99,7 +99,17 @@ def test_integer_round_trip(data, type_, order):
 @given(st.floats(allow_nan=False, allow_infinity=False, width=32), st.sampled_from(ORDERS))
 def test_float32_round_trip(value, order):
     codec = PointCodec(type="float32", byte_order=order)
-    assert decode(codec, encode(codec, value)) == value
+    decoded = decode(codec, encode(codec, value))
+    assert struct.pack(">f", decoded) == struct.pack(">f", value)  # the same float32
+    assert len(repr(decoded)) <= len(repr(value))  # written no longer than needed
+
+
+def test_float32_is_reported_in_its_shortest_form_and_scaled_integers_rounded():
+    codec = PointCodec(type="float32")
+    assert decode(codec, bytes_to_registers(struct.pack(">f", 230.1), "ABCD")) == 230.1
+    assert decode(PointCodec(type="int16", scale=0.1), [484]) == 48.4
+    assert decode(PointCodec(type="uint16", scale=0.01, offset=-0.5), [624]) == 5.74
+    assert decode(PointCodec(type="uint16", scale=0.25), [3]) == 0.75
 
 
 @given(st.floats(allow_nan=False, allow_infinity=False), st.sampled_from(ORDERS))
