@@ -4,10 +4,13 @@ the read-only guarantee."""
 from __future__ import annotations
 
 import asyncio
+import json
 import tomllib
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from agent.envelope import seal
 from agent.modbus.collector import build_all
 from agent.modbus.transports import READ_FUNCTION_CODES, ReadOnlyViolation
 from agent.reading import Priority
@@ -61,6 +64,11 @@ def test_every_table_type_and_byte_order(kind, make_simulator, sim_device, confi
     assert body["status"]["consecutive_failures"] == 0
     assert body["identity"] == {"vendor_name": "Edge Agent Project", "product_code": "TEST-PATTERN", "revision": "1.0"}
     assert "point_errors" not in body
+    # Every value the codec produces fits the signed envelope (no NaN, no int beyond 2^53).
+    key = Ed25519PrivateKey.generate()
+    sealed = seal(key, kid="k", node="n", topic="edge/n/modbus/pattern", kind="modbus", session="s", seq=1,
+                  ts_ms=reading.ts_ms, body=body)
+    assert json.loads(sealed)["body"]["values"]["u64_big"] == "18000000000000000000"
     # One request per planned read plus the identification: the plan is what hits the wire.
     assert body["requests"] == len(collector.poller.reads) + 1
     assert sim.request_count(unit=3) == body["requests"]
