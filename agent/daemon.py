@@ -79,6 +79,12 @@ def build_collectors(config: Config, root: Path = Path("/")) -> list[Collector]:
     if config.collectors.host.enabled:
         from agent.collectors import host
         collectors.append(host.build(config, root=root))
+    if config.collectors.patches.enabled:
+        from agent.collectors import patches
+        collectors.append(patches.build(config, root=root))
+    if config.collectors.posture.enabled:
+        from agent.collectors import posture
+        collectors.append(posture.build(config, root=root))
     if config.modbus.devices:
         from agent.modbus import collector as modbus
         collectors.extend(modbus.build_all(config))
