@@ -223,10 +223,12 @@ def patch_reasons(latest: dict[str, dict], policy: Policy, now_ms: int) -> list[
         entry = (age_s, allowed_s, str(update.get("package", "?")), severity)
         (breaches if age_s >= allowed_s else pending).append(entry)
     if breaches:
-        age_s, allowed_s, package, severity = max(breaches)
+        breaches.sort(key=lambda e: e[1] - e[0])  # most overdue first
+        listed = "; ".join(f"{package} pending {human(age_s)}, {severity} SLA {human(allowed_s)}"
+                           for age_s, allowed_s, package, severity in breaches[:3])
+        more = f"; and {len(breaches) - 3} more" if len(breaches) > 3 else ""
         out.append(Reason(SECURITY, AT_RISK, "sla_breach",
-                          f"{len(breaches)} security update(s) past the patch SLA; worst: {package} pending "
-                          f"{human(age_s)}, {severity} SLA {human(allowed_s)}", "patches"))
+                          f"{len(breaches)} security update(s) past the patch SLA: {listed}{more}", "patches"))
     if pending:
         age_s, allowed_s, package, _ = max(pending, key=lambda e: e[0] / e[1])
         out.append(Reason(SECURITY, DEGRADED, "security_pending",

@@ -14,7 +14,7 @@ import sys
 from simulators.faults import KINDS, Fault
 from simulators.plc import Profile, Simulator, agent_points, list_profiles, load_profile
 
-SUBCOMMANDS: dict[str, str] = {}  # name -> "module:function" taking argv; e.g. "drill"
+SUBCOMMANDS: dict[str, str] = {"drill": "simulators.drill:main"}  # name -> "module:function" taking argv
 
 
 def _unit_spec(text: str) -> tuple[int, str | None]:

@@ -91,7 +91,7 @@ def _read_plc(endpoint: str) -> tuple[bool, str | None, dict[str, Any]]:
             return False, f"exception {getattr(reply, 'exception_code', '?')}", {}
         return True, None, {f"holding_{i}": v for i, v in enumerate(reply.registers)}
     except (ModbusException, OSError) as exc:
-        return False, type(exc).__name__, {}
+        return False, f"no reply ({type(exc).__name__})", {}
     finally:
         client.close()
 

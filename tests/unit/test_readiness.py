@@ -115,7 +115,7 @@ CASES = [
     ("security update past SLA",
      with_change("patches:security_updates", [security_update("openssl", 10 * DAY, "critical"),
                                                security_update("curl", DAY)]),
-     {}, "sla_breach", AT_RISK, "1 security update(s) past the patch SLA; worst: openssl pending 10 d, critical SLA 7 d"),
+     {}, "sla_breach", AT_RISK, "1 security update(s) past the patch SLA: openssl pending 10 d, critical SLA 7 d"),
     ("reboot required", healthy() | {"patches": msg({
         "status": "ok", "security_updates": [], "reboot_required": True,
         "reboot": {"flag_packages": ["libc6"], "kernel_pending": False}})},
