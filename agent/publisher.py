@@ -259,7 +259,7 @@ class Publisher:
                 maybe_more = True
             room = self._window - len(inflight)
             generation = self._spool.generation
-            if room >= max(1, self._window // 4) and (maybe_more or generation != seen_generation):
+            if room and (maybe_more or generation != seen_generation):
                 batch = self._spool.next_batch(cursors, room)
                 seen_generation, maybe_more = generation, len(batch) == room
                 for item in batch:
