@@ -1,0 +1,119 @@
+"""The board's live page end to end in headless Chromium (Debian's `chromium` package).
+
+Signed simulated nodes publish to a real Mosquitto; the board verifies and serves; Chromium
+loads the page, runs its JavaScript (which polls the JSON API) and we read the rendered DOM
+and take a screenshot. Nothing is installed or fetched from the internet.
+Set EDGE_UPDATE_SCREENSHOT=1 to copy the screenshot to docs/board-screenshot.png.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from agent import keys
+from agent.board import Board
+from agent.reading import Reading
+from agent.readiness_config import Asset, Policy
+from simulators.signed_node import SimNode, Wire
+
+pytestmark = pytest.mark.integration
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+DOCS_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "board-screenshot.png"
+
+
+def chromium(tmp_path: Path, *args: str) -> str:
+    if CHROMIUM is None:
+        pytest.fail("chromium is not installed: `apt-get install -y chromium` (see .ci/run)")
+    profile = tmp_path / "chromium-profile"
+    command = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+               "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+               f"--user-data-dir={profile}", *args]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
+def rows(dom: str) -> dict[str, str]:
+    """node -> the HTML of its row."""
+    found = re.findall(r'(<tr class="node[^"]*" data-node="([^"]+)".*?</tr>)', dom, re.S)
+    return {node: html for html, node in found}
+
+
+@pytest.fixture
+def live_board(broker, tmp_path: Path):
+    policy = Policy(node=Asset("critical", "Packaging line 2", 1800.0),
+                    devices={"plc-line2": Asset("critical", "Line 2 filling", 900.0),
+                             "meter-2": Asset("supporting", "Energy metering", 3600.0)})
+    trust = keys.TrustStore()
+    nodes = {}
+    for name in ("panel-1", "panel-2", "panel-3"):
+        key = Ed25519PrivateKey.generate()
+        trust.add(key.public_key(), frozenset({name}))
+        nodes[name] = SimNode(name, key, policy=policy, area=f"line-{name[-1]}")
+    board = Board(broker.url, trust, listen=("127.0.0.1", 0), tick_s=0.5).start()
+    wire = Wire("127.0.0.1", broker.port)
+    try:
+        deadline = time.monotonic() + 30
+        while not (board.feed.subscribed.is_set() and wire.connected.is_set()):
+            assert time.monotonic() < deadline, "board or nodes could not connect"
+            time.sleep(0.05)
+        nodes["panel-2"].devices["plc-line2"].online = False
+        nodes["panel-3"].patches = {**nodes["panel-3"].patches, "reboot_required": True,
+                                    "reboot": {"flag_packages": ["linux-image-amd64"]}}
+        for node in nodes.values():
+            wire.send([node.status("online"), *node.cycle()])
+        impostor = SimNode("panel-2", Ed25519PrivateKey.generate(), policy=policy)
+        wire.send([impostor.seal(Reading("readiness", {"verdict": {"level": "ready"}}))])
+        while True:
+            fleet = board.fleet()
+            by_node = {r["node"]: r for r in fleet["nodes"]}
+            if len(by_node) == 3 and by_node["panel-2"]["unverified"]["count"] == 1 and all(
+                    r["agent"] for r in by_node.values()):
+                break
+            assert time.monotonic() < deadline, fleet
+            time.sleep(0.1)
+        yield board
+    finally:
+        wire.close()
+        board.stop()
+
+
+def test_live_page_shows_both_lenses_reasons_and_an_unmistakable_unverified_mark(live_board, tmp_path: Path) -> None:
+    dom = chromium(tmp_path, "--virtual-time-budget=8000", "--dump-dom", live_board.url)
+    assert 'data-loaded="1"' in dom, dom[:2000]  # the script ran and fetched /api/fleet
+    shown = rows(dom)
+    assert set(shown) == {"panel-1", "panel-2", "panel-3"}
+    p1, p2, p3 = shown["panel-1"], shown["panel-2"], shown["panel-3"]
+    assert 'data-level="ready"' in p1 and "✔ verified" in p1 and "UNVERIFIED" not in p1
+    assert 'data-operations="at_risk"' in p2 and 'data-security="at_risk"' in p2
+    assert "plc-line2 offline" in p2 and "of 15 min tolerated" in p2
+    assert 'data-mark="unverified"' in p2 and "UNVERIFIED ×1" in p2
+    assert 'data-security="degraded"' in p3 and "reboot required for linux-image-amd64" in p3
+    assert 'data-agreement="agrees"' in p1
+    assert dom.index('data-node="panel-2"') < dom.index('data-node="panel-1"')  # worst first
+    assert 'class="timeline"' in p1
+
+
+def test_drill_down_and_screenshot(live_board, tmp_path: Path) -> None:
+    url = live_board.url + "#panel-2"
+    dom = chromium(tmp_path, "--virtual-time-budget=8000", "--dump-dom", url)
+    assert 'data-device="plc-line2"' in dom and 'data-device="meter-2"' in dom
+    assert "Rejected messages" in dom and "unknown_key" in dom
+    screenshot = tmp_path / "board.png"
+    chromium(tmp_path, "--virtual-time-budget=8000", "--hide-scrollbars", f"--screenshot={screenshot}",
+             "--window-size=1400,900", url)
+    data = screenshot.read_bytes()
+    assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 30_000  # a rendered page, not a blank one
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    assert (width, height) == (1400, 900)
+    if os.environ.get("EDGE_UPDATE_SCREENSHOT") == "1":
+        shutil.copy(screenshot, DOCS_SCREENSHOT)
