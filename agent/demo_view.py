@@ -67,6 +67,18 @@ def _host_summary(body: dict[str, Any]) -> str:
     return "  ".join(parts)
 
 
+def _patches_summary(body: dict[str, Any]) -> str:
+    reboot = {True: "reboot required", False: "no reboot needed", None: "reboot state unknown"}
+    return (f"patch data {body.get('status', '?')}  {body.get('security_pending', '?')} security updates pending  "
+            f"{body.get('upgradable', '?')} upgradable  {reboot[body.get('reboot_required')]}")
+
+
+def _posture_summary(body: dict[str, Any]) -> str:
+    failed = [c["id"] for c in body.get("checks", []) if c.get("status") == "fail"]
+    return (f"hardening {body.get('pass', 0)} pass  {body.get('fail', 0)} fail  {body.get('unknown', 0)} unknown"
+            + (f"  (failing: {', '.join(failed)})" if failed else ""))
+
+
 def _format_value(value: Any) -> str:
     return f"{value:.2f}".rstrip("0").rstrip(".") if isinstance(value, float) else str(value)
 
@@ -89,6 +101,10 @@ def render(broker: str, verified: int, rejected: int, latest: dict[tuple[str, st
         if host:
             lines.append(f"  host    {_host_summary(host.body)}")
             lines.append(f"          {_mark(host)}  seq {host.seq}  {now - host.at:.0f}s ago")
+        for stream, summary in (("patches", _patches_summary), ("posture", _posture_summary)):
+            if item := latest.get((node, stream)):
+                lines.append(f"  {stream:<7} {summary(item.body)}")
+                lines.append(f"          {_mark(item)}  seq {item.seq}  {now - item.at:.0f}s ago")
         for (n, stream), item in sorted(latest.items()):
             if n != node or not stream.startswith("modbus/"):
                 continue
