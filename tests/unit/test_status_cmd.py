@@ -1,0 +1,42 @@
+"""`edge-agent status` from a state directory: spool figures, daemon snapshot, rendering."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from agent import spool, status_cmd
+from agent.reading import Priority
+from agent.session import Session
+
+
+def test_empty_state_dir_says_so_and_exits_1(tmp_path: Path, capsys) -> None:
+    assert status_cmd.main(tmp_path, as_json=False) == 1
+    assert "spool:          none yet" in capsys.readouterr().out
+
+
+def test_report_combines_spool_session_and_daemon_snapshot(tmp_path: Path) -> None:
+    Session(tmp_path, boot_id="b")
+    store = spool.Spool(tmp_path / spool.FILENAME, max_bytes=10**6, max_age_s=60, clock_ms=lambda: 1000)
+    store.put_many([spool.Message("edge/n/host", b"x" * 10, "host", Priority.STATE)] * 3)
+    store.put(spool.Message("edge/n/status", b"w", "status", Priority.SECURITY), held=True)
+    store.close()
+    status_cmd.write_runtime(tmp_path, {
+        "pid": os.getpid(), "updated_ms": 2000, "session": "1.ab", "stopped": False,
+        "broker": {"url": "mqtt://b:1883", "connected": False, "last_error": "connect: refused"},
+        "collectors": {"modbus/press": {"state": "failing", "last_ok_ms": None, "last_error": "TimeoutError()"}},
+    })
+    report = status_cmd.gather(tmp_path)
+    assert report["running"]
+    assert report["spool"]["depth"] == 4 and report["spool"]["held"] == 1
+    assert report["spool"]["depth_by_priority"] == {"bulk": 0, "state": 3, "security": 1}
+    assert report["session"]["run"] == 1
+    text = status_cmd.render(report, now_ms=5000)
+    assert "disconnected (connect: refused)" in text
+    assert "4 queued (bulk 0, state 3, security 1; 1 held Will)" in text
+    assert "modbus/press" in text and "failing, last ok never, last error: TimeoutError()" in text
+
+
+def test_a_stopped_daemon_is_not_running(tmp_path: Path) -> None:
+    status_cmd.write_runtime(tmp_path, {"pid": os.getpid(), "stopped": True})
+    assert not status_cmd.gather(tmp_path)["running"]
