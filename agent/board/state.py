@@ -87,7 +87,7 @@ class FleetState:
         if where is None:
             return
         node, stream = where
-        state = self.nodes.setdefault(node, NodeState(node))
+        state = self.nodes.get(node) or self.nodes.setdefault(node, NodeState(node))
         self.accepted += 1
         # The last message received wins, even with an older timestamp: the Last Will is
         # sealed when the agent starts and must still replace the birth it follows.
