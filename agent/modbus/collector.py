@@ -36,6 +36,7 @@ def build_all(config, *, backoff: Backoff = Backoff()) -> list[ModbusCollector]:
     """One collector per configured device; devices on one line share its connection."""
     lines = Lines(backoff)
     return [
-        ModbusCollector(f"modbus/{device.name}", device.interval, DevicePoller(device, lines.for_device(device)), lines)
+        ModbusCollector(f"modbus/{device.name}", device.interval,
+                        DevicePoller(device, lines.for_device(device), backoff=backoff), lines)
         for device in config.modbus.devices
     ]

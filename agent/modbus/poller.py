@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -20,7 +21,7 @@ from typing import Any
 from agent.modbus.codec import CodecError, PointCodec, Value, decode, decode_bit
 from agent.modbus.config import DeviceConfig
 from agent.modbus.planner import BIT_TABLES, Range, Read, Span, gaps, plan
-from agent.modbus.transports import Line, ModbusReadError
+from agent.modbus.transports import Backoff, Line, ModbusReadError
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,8 @@ class _Cycle:
 
 
 class DevicePoller:
-    def __init__(self, device: DeviceConfig, line: Line, *, clock_ms: Callable[[], int] = wall_ms,
+    def __init__(self, device: DeviceConfig, line: Line, *, backoff: Backoff = Backoff(),
+                 rng: random.Random | None = None, clock_ms: Callable[[], int] = wall_ms,
                  monotonic: Callable[[], float] = time.perf_counter) -> None:
         self.device = device
         self.line = line
@@ -64,6 +66,10 @@ class DevicePoller:
         self.identity: dict[str, str] | None = None
         self._clock_ms = clock_ms
         self._monotonic = monotonic
+        self._backoff = backoff
+        self._rng = rng or random.Random()
+        self._silent_cycles = 0  # cycles in a row the device did not answer at all
+        self._next_attempt = 0.0  # monotonic time before which a silent device is not asked
         self._spans = {s.name: s for s in device.spans()}
         self._codecs: dict[str, PointCodec] = {p.name: p.codec(device.byte_order) for p in device.points}
         self._units = {p.name: p.unit for p in device.points if p.unit}
@@ -86,23 +92,44 @@ class DevicePoller:
     async def poll(self) -> dict[str, Any]:
         cycle = _Cycle()
         d = self.device
-        async with self.line.lock:
-            try:
-                await self.line.ensure_connected(d.timeout, d.pause_after_connect)
-            except ModbusReadError as exc:
-                cycle.broken = exc
-            else:
-                await self._read_identity(cycle)
-                for read in list(self.reads) if cycle.broken is None else []:
-                    if cycle.broken is not None:
-                        break
-                    await self._perform(read, cycle, depth=0)
+        wait = self._next_attempt - self._monotonic()
+        if wait > 0:
+            # A device that stopped answering is asked again after a growing pause, so that
+            # on a shared serial line or gateway it stops costing its neighbours a timeout
+            # every cycle.
+            cycle.broken = ModbusReadError("backoff", f"{d.name} is not answering; next attempt in {wait:.1f} s")
+        else:
+            async with self.line.lock:
+                await self._cycle(cycle)
+            self._schedule_next_attempt(cycle)
         if cycle.broken is not None:
             for name in self._spans:
                 if name not in cycle.values and name not in cycle.point_errors:
                     cycle.point_errors[name] = {"kind": cycle.broken.kind, "message": str(cycle.broken)}
         self._update_status(cycle)
         return self._body(cycle)
+
+    async def _cycle(self, cycle: _Cycle) -> None:
+        d = self.device
+        try:
+            await self.line.ensure_connected(d.timeout, d.pause_after_connect)
+        except ModbusReadError as exc:
+            cycle.broken = exc
+            return
+        await self._read_identity(cycle)
+        for read in list(self.reads):
+            if cycle.broken is not None:
+                break
+            await self._perform(read, cycle, depth=0)
+
+    def _schedule_next_attempt(self, cycle: _Cycle) -> None:
+        silent = not cycle.values and cycle.broken is not None and cycle.broken.kind in (
+            "timeout", "malformed_reply", "connection_reset")
+        if not silent:
+            self._silent_cycles, self._next_attempt = 0, 0.0
+            return
+        self._silent_cycles += 1
+        self._next_attempt = self._monotonic() + self._backoff.delay(self._silent_cycles, self._rng)
 
     async def _pause(self, cycle: _Cycle) -> None:
         if cycle.requests and self.device.pause_between_requests:
@@ -218,10 +245,9 @@ class DevicePoller:
         else:
             s.consecutive_failures += 1
             s.state = "offline"
-            if cycle.broken is not None and cycle.broken.kind in ("connect_failed", "backoff"):
-                if cycle.broken.kind == "connect_failed":
-                    s.errors["connect_failed"] += 1
-                s.last_error = {"kind": cycle.broken.kind, "message": str(cycle.broken), "ts_ms": self._clock_ms()}
+            if cycle.broken is not None and cycle.broken.kind == "connect_failed":
+                s.errors["connect_failed"] += 1
+                s.last_error = {"kind": "connect_failed", "message": str(cycle.broken), "ts_ms": self._clock_ms()}
         if s.state != before:
             level = logging.WARNING if s.state != "online" else logging.INFO
             log.log(level, "device %s device=%s error=%s", s.state, self.device.name,

@@ -133,7 +133,8 @@ def test_dead_device_backs_off_and_comes_back(make_simulator, sim_device, config
     first, second = asyncio.run(scenario())
     assert first["status"]["state"] == "offline"
     assert first["status"]["errors"] == {"connect_failed": 1}
-    assert second["status"]["last_error"]["kind"] == "backoff"
+    assert second["point_errors"]["motor_speed"]["kind"] == "backoff"
+    assert second["status"]["last_error"]["kind"] == "connect_failed"
     assert second["status"]["errors"] == {"connect_failed": 1}  # no second connection attempt yet
     assert second["status"]["consecutive_failures"] == 2
 
@@ -209,12 +210,14 @@ def test_deadband_and_report_on_change(make_simulator, sim_device, config_of):
 @pytest.mark.parametrize("fault,error", [(Fault("malformed", unit=2), "malformed_reply"),
                                          (Fault("exception", unit=2, code=6), "device_busy")])
 def test_fault_on_one_unit_of_a_shared_rtu_line(kind, fault, error, make_simulator, sim_device, config_of):
-    """A unit that fails on a shared RTU line costs the line at most one failed request per
-    cycle, reports the right kind, and its neighbour keeps every value."""
+    """A unit failing on a shared RTU line reports the right kind and its neighbour keeps
+    every value; a unit that stops answering is then left alone for its backoff, so it no
+    longer costs the line a timeout every cycle. A unit that answers (with an exception)
+    keeps being read."""
     sim = make_simulator({1: "packaging_line", 2: "packaging_line"}, kind)
     config = config_of([sim_device("first", sim, 1, "packaging_line", kind),
                         sim_device("second", sim, 2, "packaging_line", kind, identity=False)])
-    first, second = build_all(config, backoff=FAST_BACKOFF)
+    first, second = build_all(config, backoff=Backoff(base=60.0, cap=60.0, jitter=0.0))
     sim.faults.add(fault)
 
     async def scenario():
@@ -230,5 +233,9 @@ def test_fault_on_one_unit_of_a_shared_rtu_line(kind, fault, error, make_simulat
         assert len(healthy[0].body["values"]) == 13
         assert failing[0].body["status"]["last_error"]["kind"] == error
         assert failing[0].body["values"] == {}
-    if fault.kind == "malformed":  # not answering properly: the rest of its cycle is skipped
-        assert sim.request_count(unit=2) == 3
+        assert failing[0].body["status"]["consecutive_failures"] >= 1
+    if fault.kind == "malformed":
+        assert sim.request_count(unit=2) == 1  # the first read failed; the rest waits for the backoff
+        assert {e["kind"] for e in cycles[-1][1][0].body["point_errors"].values()} == {"backoff"}
+    else:
+        assert sim.request_count(unit=2) == 3 * len(second.poller.reads)
