@@ -15,12 +15,11 @@ from pydantic import Field, field_validator, model_validator
 
 from agent.config_types import Duration, Name, PositiveDuration, Section
 from agent.modbus.codec import ByteOrder, DataType, PointCodec
-from agent.modbus.planner import PROTOCOL_MAX_BITS, PROTOCOL_MAX_REGISTERS, Limits, Span
+from agent.modbus.planner import BIT_TABLES, PROTOCOL_MAX_BITS, PROTOCOL_MAX_REGISTERS, Limits, Span
 from agent.readiness_config import AssetReadiness
 
 Table = Literal["coil", "discrete", "input", "holding"]
 Addressing = Literal["zero_based", "modicon"]
-BIT_TABLES = ("coil", "discrete")
 
 # (first, last) Modicon number and its table, five- then six-digit forms.
 _MODICON = [
@@ -97,7 +96,7 @@ class PointConfig(Section):
         if table in BIT_TABLES and self.type != "bool":
             raise ValueError(f"a {table} point holds one bit: set type = \"bool\"")
         if table not in BIT_TABLES and self.type == "bool":
-            raise ValueError(f"type \"bool\" needs a coil or discrete table (use type \"bit\" for a register bit)")
+            raise ValueError("type \"bool\" needs a coil or discrete table (use type \"bit\" for a register bit)")
         return table, address
 
     def codec(self, device_order: ByteOrder) -> PointCodec:
