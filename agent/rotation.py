@@ -3,7 +3,7 @@
 `edge-agent keygen --rotate` calls `rotate`: it writes a new key in place of the old one and
 `<key>.rotation`, a sealed envelope of kind "key" signed by the old key. The daemon publishes
 that notice (retained, QoS 1) at start-up through `pending_rotation_notice`, then calls
-`rotation_notice_published`. Consumers (agent.verify.Verifier) that trust the old key then
+`rotation_notice_published` once it is safe in the spool. Consumers (agent.verify.Verifier) that trust the old key then
 trust the new one for the same node ids, without anyone editing their trust store.
 The old private key is gone once `rotate` returns: a stolen disk image later holds only the
 new key.
@@ -99,5 +99,5 @@ def pending_rotation_notice(key_path: Path) -> tuple[str, bytes] | None:
 
 
 def rotation_notice_published(key_path: Path) -> None:
-    """Call once the broker acknowledged the notice; it is not published again."""
+    """Call once the notice is safe: in the durable spool, or acknowledged by the broker."""
     notice_path(key_path).unlink(missing_ok=True)
