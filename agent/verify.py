@@ -72,7 +72,7 @@ class Verifier:
             return verdict
         fields = verdict.fields
         assert fields is not None
-        reason = self.guard.admit(fields["node"], fields["session"], fields["seq"], fields["sig"])
+        reason = self.guard.admit(fields["node"], fields["session"], fields["seq"], fields["sig"], topic)
         if reason is not None:
             return replace(verdict, valid=False, reason=reason,
                            detail=f"seq {fields['seq']} of session {fields['session'][:64]!r}")

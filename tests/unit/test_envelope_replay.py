@@ -74,20 +74,32 @@ def test_bad_sizes_are_refused() -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 60), st.booleans()), max_size=120), st.integers(1, 10))
-def test_matches_an_unbounded_model(arrivals: list[tuple[int, bool]], recent: int) -> None:
+@given(st.lists(st.tuples(st.integers(0, 60), st.booleans(), st.sampled_from("abc")), max_size=120),
+       st.integers(1, 10))
+def test_matches_an_unbounded_model(arrivals: list[tuple[int, bool, str]], recent: int) -> None:
     """With gap memory to spare, the guard answers exactly like a set of everything seen."""
     guard = ReplayGuard(recent=recent, max_gaps=1000)
     accepted: dict[int, str] = {}
     order: list[int] = []  # accepted sequences, by arrival
-    for seq, forged in arrivals:
+    last_on_topic: dict[str, int] = {}
+    for seq, forged, topic in arrivals:
         signature = sig(seq + 1000 * forged)
         if seq not in accepted:
             expected = None
             accepted[seq] = signature
             order.append(seq)
-        elif seq in order[-recent:] and accepted[seq] == signature:
+            last_on_topic[topic] = seq
+        elif accepted[seq] == signature and (seq in order[-recent:] or last_on_topic.get(topic) == seq):
             expected = DUPLICATE
         else:
             expected = REPLAY
-        assert guard.admit("n1", "s", seq, signature) == expected
+        assert guard.admit("n1", "s", seq, signature, topic) == expected
+
+
+def test_a_retained_message_sent_again_long_after_is_a_duplicate() -> None:
+    guard = ReplayGuard(recent=4)
+    assert guard.admit("n1", "s", 1, sig(1), "edge/n1/status") is None
+    for seq in range(2, 100):
+        assert guard.admit("n1", "s", seq, sig(seq), "edge/n1/host") is None
+    assert guard.admit("n1", "s", 1, sig(1), "edge/n1/status") == DUPLICATE  # the retained copy
+    assert guard.admit("n1", "s", 50, sig(50), "edge/n1/host") == REPLAY  # not the last on its topic

@@ -79,6 +79,9 @@ CASES: list[tuple[str, Callable[[Fleet], bytes], str, Callable[[Fleet], list[byt
     ("replayed: other content under a used sequence", lambda f: f.seal(body={"cpu": 99.0}), TOPIC,
      lambda f: [f.seal()], envelope.REPLAY),
     ("duplicate: QoS 1 redelivery", lambda f: f.seal(), TOPIC, lambda f: [f.seal()], envelope.DUPLICATE),
+    ("duplicate: retained message sent again on resubscribe", lambda f: f.seal(), TOPIC,
+     lambda f: [f.seal()] + [f.seal(seq=8 + n, topic="edge/press-1/modbus/plc", kind="modbus")
+                             for n in range(RECENT)], envelope.DUPLICATE),
     ("stale timestamp", lambda f: f.seal(ts_ms=NOW_MS - 2 * 3_600_000), TOPIC, lambda f: [],
      envelope.CLOCK_SKEW),
     ("timestamp from the future", lambda f: f.seal(ts_ms=NOW_MS + 120_000), TOPIC, lambda f: [],
