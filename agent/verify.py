@@ -89,7 +89,11 @@ class Verifier:
         old = self.trust.keys[fields["kid"]]
         new_kid = self.trust.add(announced, old.nodes)
         if self.trust_dir is not None:
-            for node in sorted(old.nodes or {fields["node"]}):
-                keys.write_trusted(self.trust_dir, node, announced)
+            try:
+                for node in sorted(old.nodes or {fields["node"]}):
+                    keys.write_trusted(self.trust_dir, node, announced)
+            except OSError as exc:  # still trusted in memory; the retained notice teaches it again
+                log.warning("cannot record rotated key kid=%s trust_dir=%s error=%s", new_kid, self.trust_dir,
+                            exc.strerror)
         log.info("key rotation followed node=%s old_kid=%s new_kid=%s", fields["node"], fields["kid"], new_kid)
         return verdict

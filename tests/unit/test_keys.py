@@ -149,3 +149,15 @@ def test_malformed_rotation_bodies_are_refused(body, problem: str) -> None:
     verdict = Verifier(trust, max_skew_ms=None).check(payload, "edge/press-1/key")
     assert verdict.reason == envelope.MALFORMED and problem in verdict.detail
     assert len(trust.keys) == 1
+
+
+def test_a_read_only_trust_folder_does_not_stop_a_rotation_being_followed(node_key, tmp_path: Path) -> None:
+    path, old_key, _ = node_key
+    rotation.rotate(path, node="press-1", topic_prefix="edge")
+    topic, notice = rotation.pending_rotation_notice(path)
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the trust folder should be")
+    trust = keys.TrustStore()
+    trust.add(old_key.public_key(), frozenset({"press-1"}))
+    assert Verifier(trust, trust_dir=blocked).check(notice, topic).valid
+    assert keys.key_id(keys.load_private(path).public_key()) in trust.keys
