@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from agent import __version__, envelope, keys, spool
+from agent import __version__, envelope, keys, readiness, spool
 from agent import config as config_mod
 from agent.collectors.base import Collector
 from agent.config import Config
@@ -141,6 +141,7 @@ class Agent:
         self.stop_event = asyncio.Event()
         self.reload_to: tuple[Config, Any] | None = None
         self.spool_write_errors = 0
+        self.latest: dict[str, dict[str, Any]] = {}  # stream -> last sealed seq/ts/body, for the verdict
         lifecycle = Lifecycle(
             seal_will=lambda: self.sealer.seal(self.status_reading("offline", "connection lost (Last Will, sealed "
                                                                               "when the connection opened)")),
@@ -167,7 +168,10 @@ class Agent:
 
     def emit(self, readings: list[Reading]) -> None:
         try:
-            self.spool.put_many([self.sealer.seal(reading) for reading in readings])
+            messages = [self.sealer.seal(reading) for reading in readings]
+            for reading, message in zip(readings, messages):
+                readiness.remember(self.latest, reading.stream, message.payload, reading.body)
+            self.spool.put_many(messages)
         except sqlite3.Error as exc:
             self.spool_write_errors += len(readings)
             log.error("spool write failed readings=%d error=%s", len(readings), exc)
@@ -199,6 +203,16 @@ class Agent:
             self.emit([self.status_reading("online", "periodic")])
             write_runtime(self.config.state_dir, self.runtime_snapshot())
             self.notifier.status(self.status_text())
+
+    async def publish_readiness(self) -> None:
+        """Every readiness interval: the agent's own retained verdict (agent.readiness)."""
+        while not self.stop_event.is_set():
+            try:
+                await asyncio.wait_for(self.stop_event.wait(), timeout=self.config.readiness.interval)
+                return
+            except TimeoutError:
+                pass
+            self.emit([readiness.verdict_reading(self.latest, self.config, now_ms())])
 
     async def watchdog(self, interval: float) -> None:
         while not self.stop_event.is_set():
@@ -249,6 +263,7 @@ class Agent:
         tasks = [asyncio.create_task(run_collector(c, self.emit, self.stop_event, health=self.health[c.name]),
                                      name=c.name) for c in self.collectors]
         tasks.append(asyncio.create_task(self.report(), name="report"))
+        tasks.append(asyncio.create_task(self.publish_readiness(), name="readiness"))
         if (interval := watchdog_interval()) is not None:
             tasks.append(asyncio.create_task(self.watchdog(interval), name="watchdog"))
         write_runtime(self.config.state_dir, self.runtime_snapshot())
