@@ -69,9 +69,11 @@ def main() -> int:
             process = psutil.Process(agent.pid)
             cpu_before = sum(process.cpu_times()[:2])
             started = time.monotonic()
-            rss = []
+            rss, uss = [], []
             while time.monotonic() - started < window:
-                rss.append(process.memory_info().rss)
+                memory = process.memory_full_info()
+                rss.append(memory.rss)
+                uss.append(memory.uss)
                 time.sleep(0.5)
             cpu_share = (sum(process.cpu_times()[:2]) - cpu_before) / (time.monotonic() - started)
             bare_rss = psutil.Process(bare.pid).memory_info().rss
@@ -79,14 +81,16 @@ def main() -> int:
                 print((state / "agent.log").read_text(), file=sys.stderr)
                 return 1
         finally:
-            for proc in [bare, *procs]:
+            # The agent first: with the broker gone it would spend its flush budget waiting.
+            for proc in [bare, *reversed(procs)]:
                 proc.terminate()
-            for proc in [bare, *procs]:
-                proc.wait(10)
+                proc.wait(30)
     steady = sorted(rss)[len(rss) // 2]
     print(f"demo plant: 2 devices, 13 points, host every 2 s; window {window:.0f} s after {warmup:.0f} s warm-up")
     print(f"agent_rss_median: {steady / 2**20:.1f} MiB")
     print(f"agent_rss_peak: {max(rss) / 2**20:.1f} MiB")
+    # USS: pages only this process uses (shared libraries excluded): what the agent costs the panel PC.
+    print(f"agent_uss_median: {sorted(uss)[len(uss) // 2] / 2**20:.1f} MiB")
     print(f"bare_python_rss: {bare_rss / 2**20:.1f} MiB")
     print(f"agent_rss_over_bare_python: {steady / bare_rss:.2f} ratio")
     print(f"agent_cpu_share: {100 * cpu_share:.2f} % of one core")
