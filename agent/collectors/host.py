@@ -7,8 +7,6 @@ A value the host does not expose is left out of the body, never reported as zero
 from __future__ import annotations
 
 import asyncio
-import ctypes
-import ctypes.util
 import logging
 import os
 import shutil
@@ -19,6 +17,7 @@ from typing import Any
 
 import psutil
 
+from agent.clock import read_clock
 from agent.config import Config
 from agent.reading import Priority, Reading
 
@@ -52,40 +51,12 @@ def parse_pressure(text: str) -> dict[str, float]:
     return out
 
 
-class _Timex(ctypes.Structure):
-    # struct timex from <sys/timex.h> (Linux, LP64): ints are padded by ctypes as by the C ABI.
-    _fields_ = [("modes", ctypes.c_uint), ("offset", ctypes.c_long), ("freq", ctypes.c_long),
-                ("maxerror", ctypes.c_long), ("esterror", ctypes.c_long), ("status", ctypes.c_int),
-                ("constant", ctypes.c_long), ("precision", ctypes.c_long), ("tolerance", ctypes.c_long),
-                ("tv_sec", ctypes.c_long), ("tv_usec", ctypes.c_long), ("tick", ctypes.c_long),
-                ("ppsfreq", ctypes.c_long), ("jitter", ctypes.c_long), ("shift", ctypes.c_int),
-                ("stabil", ctypes.c_long), ("jitcnt", ctypes.c_long), ("calcnt", ctypes.c_long),
-                ("errcnt", ctypes.c_long), ("stbcnt", ctypes.c_long), ("tai", ctypes.c_int),
-                ("_reserved", ctypes.c_int * 11)]
-
-
-_STA_UNSYNC = 0x0040
-_STA_NANO = 0x2000
-_TIME_ERROR = 5
-
-
 def clock_state() -> dict[str, Any] | None:
-    """Kernel clock discipline via adjtimex(2) (read-only, no root needed), or None."""
-    libc_name = ctypes.util.find_library("c")
-    if libc_name is None:
+    clock = read_clock()
+    if clock is None:
         return None
-    libc = ctypes.CDLL(libc_name, use_errno=True)
-    timex = _Timex()  # modes = 0: read only
-    state = libc.adjtimex(ctypes.byref(timex))
-    if state < 0:
-        return None
-    offset_us = timex.offset / 1000 if timex.status & _STA_NANO else float(timex.offset)
-    return {
-        "synchronized": not (timex.status & _STA_UNSYNC) and state != _TIME_ERROR,
-        "offset_us": offset_us,
-        "max_error_us": timex.maxerror,
-        "est_error_us": timex.esterror,
-    }
+    return {"synchronized": clock.synchronized, "offset_us": clock.offset_us,
+            "max_error_us": clock.max_error_us, "est_error_us": clock.est_error_us}
 
 
 def failed_units() -> list[str] | None:

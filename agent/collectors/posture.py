@@ -8,8 +8,6 @@ copied disk image has no /proc, a mode-0600 file), the honest answer is "unknown
 from __future__ import annotations
 
 import asyncio
-import ctypes
-import ctypes.util
 import glob
 import ipaddress
 import re
@@ -19,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agent.clock import STA_UNSYNC, ClockState, read_clock
 from agent.collectors.patches import deb822, system
 from agent.collectors.patches.config import PostureConfig
 from agent.reading import Priority, Reading
@@ -223,46 +222,17 @@ def check_ports(sockets: list[dict[str, Any]] | None, allowed: list[int] | None)
 
 # ---------------------------------------------------------------- time, MAC, audit, USB, crypto
 
-STA_UNSYNC = 0x0040
-TIME_ERROR = 5
-
-
-class _Timex(ctypes.Structure):
-    _fields_ = [
-        ("modes", ctypes.c_uint), ("offset", ctypes.c_long), ("freq", ctypes.c_long),
-        ("maxerror", ctypes.c_long), ("esterror", ctypes.c_long), ("status", ctypes.c_int),
-        ("constant", ctypes.c_long), ("precision", ctypes.c_long), ("tolerance", ctypes.c_long),
-        ("time_sec", ctypes.c_long), ("time_usec", ctypes.c_long), ("tick", ctypes.c_long),
-        ("ppsfreq", ctypes.c_long), ("jitter", ctypes.c_long), ("shift", ctypes.c_int),
-        ("stabil", ctypes.c_long), ("jitcnt", ctypes.c_long), ("calcnt", ctypes.c_long),
-        ("errcnt", ctypes.c_long), ("stbcnt", ctypes.c_long), ("tai", ctypes.c_int),
-        ("padding", ctypes.c_int * 11),
-    ]
-
-
-def adjtimex() -> tuple[int, int, int] | None:
-    """(return state, status bits, maxerror µs) from adjtimex(2) read-only (modes=0, no root)."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        timex = _Timex()
-        state = libc.adjtimex(ctypes.byref(timex))
-    except (OSError, AttributeError):
-        return None
-    return (state, timex.status, timex.maxerror) if state >= 0 else None
-
-
-def check_time_sync(root: Path, read: Callable[[], tuple[int, int, int] | None] = adjtimex) -> Check:
+def check_time_sync(root: Path, read: Callable[[], ClockState | None] = read_clock) -> Check:
     title = "The clock is synchronised"
     if root != Path("/"):
         return _check("time_sync", title, "unknown", "clock state only visible on the running system")
     result = read()
     if result is None:
         return _check("time_sync", title, "unknown", "adjtimex unavailable")
-    state, status, maxerror = result
-    synced = state != TIME_ERROR and not status & STA_UNSYNC
     return _check(
-        "time_sync", title, "pass" if synced else "fail",
-        f"adjtimex state={state} STA_UNSYNC={'set' if status & STA_UNSYNC else 'clear'} maxerror_us={maxerror}",
+        "time_sync", title, "pass" if result.synchronized else "fail",
+        f"adjtimex state={result.state} STA_UNSYNC={'set' if result.status & STA_UNSYNC else 'clear'} "
+        f"maxerror_us={result.max_error_us}",
     )
 
 

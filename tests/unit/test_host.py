@@ -42,3 +42,11 @@ def test_sample_on_this_host_is_sane():
     assert body.get("temperatures", {"x": 1}) != {}
     if "clock" in body:
         assert isinstance(body["clock"]["synchronized"], bool)
+
+
+def test_clock_synchronized_needs_no_unsync_bit_and_no_time_error():
+    from agent.clock import STA_UNSYNC, TIME_ERROR, ClockState
+
+    assert ClockState(0, 0, 0.0, 0, 0).synchronized
+    assert not ClockState(0, STA_UNSYNC, 0.0, 0, 0).synchronized
+    assert not ClockState(TIME_ERROR, 0, 0.0, 0, 0).synchronized

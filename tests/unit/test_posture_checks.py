@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.clock import STA_UNSYNC, TIME_ERROR, ClockState
 from agent.collectors import posture
 from agent.collectors.patches.config import PostureConfig
 
@@ -111,8 +112,10 @@ def test_port_policy() -> None:
 
 def test_time_sync_from_adjtimex() -> None:
     live = Path("/")
-    assert posture.check_time_sync(live, lambda: (0, 0x2001, 1000))["status"] == "pass"
-    assert posture.check_time_sync(live, lambda: (5, posture.STA_UNSYNC, 16_000_000))["status"] == "fail"
+    assert posture.check_time_sync(live, lambda: ClockState(0, 0x2001, 0.0, 1000, 0))["status"] == "pass"
+    unsync = ClockState(0, STA_UNSYNC, 0.0, 16_000_000, 0)
+    assert posture.check_time_sync(live, lambda: unsync)["status"] == "fail"
+    assert posture.check_time_sync(live, lambda: ClockState(TIME_ERROR, 0, 0.0, 0, 0))["status"] == "fail"
     assert posture.check_time_sync(live, lambda: None)["status"] == "unknown"
 
 
