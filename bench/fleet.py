@@ -16,6 +16,7 @@ host, two devices, patches, posture, readiness), including the verifier's replay
 from __future__ import annotations
 
 import argparse
+import logging
 import multiprocessing
 import sys
 import time
@@ -110,6 +111,7 @@ def main() -> int:
     parser.add_argument("--nodes", type=int, default=0)
     parser.add_argument("--messages", type=int, default=0, help="total messages published")
     args = parser.parse_args()
+    logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
     nodes = args.nodes or (100 if args.quick else 1000)
     total = args.messages or (8000 if args.quick else 60000)
     per_node = max(1, total // nodes)
