@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 RECONNECT_MIN_S = 0.5
 RECONNECT_MAX_S = 30.0
 CONNACK_TIMEOUT_S = 15.0
+_HANDSHAKE_RESETS = (ConnectionResetError, ConnectionAbortedError, BrokenPipeError)
 
 
 class PublisherError(Exception):
@@ -167,7 +168,12 @@ class Publisher:
             elif will is None:
                 will = self._lifecycle.seal_will()
                 will_id = self._spool.put(will, held=True)
-            if self._session(will, will_id):
+            try:
+                accepted = self._session(will, will_id)
+            except Exception:  # noqa: BLE001 - e.g. a spool error: log it, reconnect, keep the thread alive
+                log.exception("publisher session failed broker=%s", self._config.url)
+                self.connected, self.last_error, accepted = False, "internal error (see log)", False
+            if accepted:
                 attempt, will = 0, None  # that Will is spent, or waits in the spool as held
                 if self._flushed:
                     break
@@ -214,14 +220,16 @@ class Publisher:
         broker = self._config.url
         try:
             client.connect(self._config.host, self._config.port, keepalive=self._config.keepalive)
-        except ssl.SSLError as exc:
-            self.last_error = f"TLS: {exc}"
-            log.error("TLS handshake with broker failed broker=%s error=%s: check mqtt.tls.ca_file, the client "
-                      "certificate and the broker's certificate; not falling back to plain text", broker, exc)
-            return False
         except OSError as exc:
-            self.last_error = f"connect: {exc}"
-            log.warning("cannot reach broker broker=%s error=%s", broker, exc)
+            # A reset after TCP connected, on a TLS URL, is the handshake failing (e.g. a plain port).
+            if isinstance(exc, ssl.SSLError) or (self._tls is not None and isinstance(exc, _HANDSHAKE_RESETS)):
+                self.last_error = f"TLS: {exc}"
+                log.error("TLS handshake with broker failed broker=%s error=%s: check that the port speaks TLS, "
+                          "mqtt.tls.ca_file, the client certificate and the broker's certificate; not falling "
+                          "back to plain text", broker, exc)
+            else:
+                self.last_error = f"connect: {exc}"
+                log.warning("cannot reach broker broker=%s error=%s", broker, exc)
             return False
 
         deadline = min(time.monotonic() + CONNACK_TIMEOUT_S, self._deadline)
