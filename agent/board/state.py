@@ -51,6 +51,13 @@ def stream_of(topic: str) -> tuple[str, str] | None:
     return levels[1], "/".join(levels[2:])
 
 
+def _old_news(verdict: envelope.Verdict) -> bool:
+    """A retained message that verified but is older than what the board holds or accepts."""
+    # A retained death or verdict of a node gone for longer than the verifier's max age is
+    # authentic history; the node shows offline by silence anyway.
+    return verdict.reason == envelope.REPLAY or (verdict.reason == envelope.CLOCK_SKEW and " ms old," in verdict.detail)
+
+
 def _levels(body: dict[str, Any]) -> tuple[str, str, str, tuple]:
     reasons = tuple(sorted((r.get("code"), r.get("subject"), r.get("level")) for r in body.get("reasons") or []
                            if isinstance(r, dict)))
@@ -98,8 +105,8 @@ class FleetState:
             self._take_agent_verdict(state, fields)
 
     def _reject(self, topic: str, verdict: envelope.Verdict, received_ms: int, retained: bool) -> None:
-        if verdict.reason in QUIET_REASONS or (retained and verdict.reason == envelope.REPLAY):
-            return  # a retained copy of something already seen is old news, not an attack
+        if verdict.reason in QUIET_REASONS or (retained and _old_news(verdict)):
+            return  # a retained copy of something already seen, or too old to judge: not an attack
         self.rejected += 1
         rejection = Rejection(received_ms, verdict.reason or "invalid", verdict.detail[:200], topic[:200])
         where = stream_of(topic)

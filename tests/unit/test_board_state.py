@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent import keys
@@ -174,3 +176,28 @@ def test_node_detail_has_devices_host_and_streams() -> None:
     assert detail["host"]["memory"]["percent"] == 41.0
     assert set(detail["streams"]) == {"host", "modbus/plc-line2", "patches", "posture", "readiness"}
     assert state.node_detail("nobody", 0) is None
+
+
+def test_a_retained_message_too_old_to_verify_is_history_not_a_forgery() -> None:
+    clock, state, verifier, nodes = setup("panel-1")
+    old = nodes["panel-1"].status("offline")
+    clock.now += 8 * 86400  # beyond the verifier's 7-day max age
+    state.ingest(old[0], verifier.check(old[1], old[0]), int(clock.now * 1000), retained=True)
+    assert state.rejected == 0
+    state.ingest(old[0], verifier.check(old[1], old[0]), int(clock.now * 1000), retained=False)
+    assert state.rejected == 1  # the same bytes sent live now are a replayed old message
+
+
+def test_topic_filters_and_listen_address() -> None:
+    from agent.board import parse_listen
+    from agent.board.feed import topic_filters
+
+    filters = [f for f, _ in topic_filters("edge", "fleet")]
+    assert filters[0] == "$share/fleet/edge/#"
+    assert {"edge/+/status", "edge/+/readiness", "edge/+/patches", "edge/+/posture"} <= set(filters)
+    assert topic_filters("edge", None) == [("edge/#", 1)]
+    assert parse_listen("127.0.0.1:8080") == ("127.0.0.1", 8080)
+    assert parse_listen("[::1]:0") == ("::1", 0)
+    for bad in ("8080", "host:", "host:http", "h:70000"):
+        with pytest.raises(ValueError):
+            parse_listen(bad)
