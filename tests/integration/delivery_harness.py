@@ -146,11 +146,11 @@ class AgentProcess:
             f'[collectors.host]\ninterval = "{self.host_interval}"\n[spool]\n{self.spool_section}'
         )
 
-    def start(self) -> None:
+    def start(self, env: dict[str, str] | None = None) -> None:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "agent.cli", "run", "-c", str(self.config_path)],
-            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         )
 
     def signal(self, sig: int) -> None:
