@@ -16,14 +16,15 @@ CONF_DIR=/etc/edge-agent
 STATE_DIR=/var/lib/edge-agent
 KEY="$STATE_DIR/node.key"
 USER_NAME=edge-agent
+PYTHON=/usr/bin/python3  # Debian's: python3-apt is built for it, not for a python3 on PATH
 START=yes
 [ "${1:-}" = "--no-start" ] && START=no
 
 [ "$(id -u)" -eq 0 ] || { echo "install.sh: run as root" >&2; exit 1; }
-command -v python3 >/dev/null || { echo "install.sh: python3 is missing (apt-get install python3-venv)" >&2; exit 1; }
-python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
-    || { echo "install.sh: python3 must be 3.11 or newer" >&2; exit 1; }
-python3 -c 'import apt_pkg' 2>/dev/null \
+[ -x "$PYTHON" ] || { echo "install.sh: $PYTHON is missing (apt-get install python3-venv)" >&2; exit 1; }
+"$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+    || { echo "install.sh: $PYTHON must be 3.11 or newer" >&2; exit 1; }
+"$PYTHON" -c 'import apt_pkg' 2>/dev/null \
     || echo "install.sh: note: python3-apt is not installed; the patch collector falls back to apt-get" >&2
 
 # 1. A system user with no login and no home of its own.
@@ -33,15 +34,18 @@ if ! id "$USER_NAME" >/dev/null 2>&1; then
 fi
 getent group dialout >/dev/null && usermod --append --groups dialout "$USER_NAME"
 
-# 2. The code: a fresh venv each time, so an upgrade never mixes versions.
+# 2. The code: a fresh venv each time, so an upgrade never mixes versions. A venv cannot be
+# moved (its scripts name their interpreter), so `venv` is a symlink swapped atomically.
 install -d -m 0755 "$PREFIX" "$PREFIX/docs"
-rm -rf "$PREFIX/venv.new"
-python3 -m venv --system-site-packages "$PREFIX/venv.new"
-"$PREFIX/venv.new/bin/pip" install --quiet --disable-pip-version-check "$SRC"
-rm -rf "$PREFIX/venv.old"
-[ -d "$PREFIX/venv" ] && mv "$PREFIX/venv" "$PREFIX/venv.old"
-mv "$PREFIX/venv.new" "$PREFIX/venv"
-rm -rf "$PREFIX/venv.old"
+NEW_VENV="$PREFIX/venv-$(date +%Y%m%d%H%M%S)-$$"
+"$PYTHON" -m venv --system-site-packages "$NEW_VENV"
+"$NEW_VENV/bin/pip" install --quiet --disable-pip-version-check "$SRC"
+[ -d "$PREFIX/venv" ] && [ ! -L "$PREFIX/venv" ] && rm -rf "$PREFIX/venv"
+ln -sfn "$(basename "$NEW_VENV")" "$PREFIX/venv.link"
+mv -T "$PREFIX/venv.link" "$PREFIX/venv"
+for old in "$PREFIX"/venv-*; do
+    [ "$old" = "$NEW_VENV" ] || rm -rf "$old"
+done
 install -m 0644 "$SRC"/docs/*.md "$PREFIX/docs/" 2>/dev/null || true
 AGENT="$PREFIX/venv/bin/edge-agent"
 
@@ -65,9 +69,13 @@ fi
 
 # 5. The unit.
 install -m 0644 "$SRC/systemd/edge-agent.service" /etc/systemd/system/edge-agent.service
+"$AGENT" check-config --config "$CONF_DIR/agent.toml" || START=no
+if [ ! -d /run/systemd/system ]; then  # an image being built, a container: install only
+    echo "install.sh: systemd is not running here; enable later with: systemctl enable --now edge-agent"
+    exit 0
+fi
 systemctl daemon-reload
 systemctl enable edge-agent.service >/dev/null
-"$AGENT" check-config --config "$CONF_DIR/agent.toml" || START=no
 if [ "$START" = yes ]; then
     systemctl restart edge-agent.service
     echo "install.sh: edge-agent (re)started; see: systemctl status edge-agent"
