@@ -148,7 +148,8 @@ def cmd_board(args: argparse.Namespace) -> int:
     logsetup.setup(args.log_level)
     try:
         return board.run(args.broker, args.trust, listen=args.listen, prefix=args.topic_prefix,
-                         group=args.group or None, silent_after_s=args.silent_after)
+                         group=args.group or None, silent_after_s=args.silent_after,
+                         tls_files=(args.ca_file, args.cert_file, args.key_file))
     except (KeyError_, ValueError, OSError) as exc:
         print(f"edge-agent board: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -231,6 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--topic-prefix", default="edge", help="first topic level (default edge)")
     p.add_argument("--group", default="board", help="shared subscription group; '' subscribes plainly")
     p.add_argument("--silent-after", type=float, default=120.0, help="seconds of silence before a node shows offline")
+    p.add_argument("--ca-file", default=None, help="CA bundle for an mqtts:// broker")
+    p.add_argument("--cert-file", default=None, help="client certificate for mutual TLS")
+    p.add_argument("--key-file", default=None, help="the client certificate's private key")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     p.set_defaults(handler=cmd_board)
     return parser

@@ -277,14 +277,24 @@ def integrity_reasons(rejected: dict[str, int]) -> list[Reason]:
 # ----------------------------------------------------------------------------- verdict
 
 
+def disagreement_reasons(disagreement: str | None) -> list[Reason]:
+    """The agent's signed verdict differs from the consumer's recomputation over the same messages."""
+    if not disagreement:
+        return []
+    return [Reason(SECURITY, DEGRADED, "verdict_disagrees", disagreement, "integrity")]
+
+
 def evaluate(latest: dict[str, dict], policy: Policy, now_ms: int, *, last_heard_ms: int | None = None,
-             silent_after_ms: int | None = None, rejected: dict[str, int] | None = None) -> Readiness:
-    """The verdict for one node. `last_heard_ms`/`silent_after_ms` judge silence (a consumer's
-    view; the agent itself leaves them None); `rejected` counts failed verifications by reason."""
+             silent_after_ms: int | None = None, rejected: dict[str, int] | None = None,
+             disagreement: str | None = None) -> Readiness:
+    """The verdict for one node. The keyword arguments are a consumer's view (the agent leaves
+    them unset): `last_heard_ms`/`silent_after_ms` judge silence, `rejected` counts failed
+    verifications by reason, `disagreement` says how the agent's own verdict differs."""
     reasons = node_liveness(latest, policy, now_ms, last_heard_ms, silent_after_ms)
     if not reasons:  # an absent node's device and host readings are history, not news
         reasons += device_reasons(latest, policy, now_ms) + host_reasons(latest, policy, now_ms)
-    reasons += patch_reasons(latest, policy, now_ms) + posture_reasons(latest) + integrity_reasons(rejected or {})
+    reasons += patch_reasons(latest, policy, now_ms) + posture_reasons(latest)
+    reasons += integrity_reasons(rejected or {}) + disagreement_reasons(disagreement)
     return Readiness(tuple(reasons))
 
 

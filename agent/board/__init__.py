@@ -28,13 +28,15 @@ class Board:
     def __init__(self, broker_url: str, trust: keys.TrustStore, *, listen: tuple[str, int] = ("127.0.0.1", 8080),
                  prefix: str = "edge", group: str | None = "board", silent_after_s: float = 120.0,
                  history_s: float = 6 * 3600.0, tick_s: float = 1.0, max_skew_s: float = 300.0,
+                 tls_files: tuple[str | None, str | None, str | None] = (None, None, None),
                  clock: Callable[[], float] = time.time, serve_http: bool = True) -> None:
         self.clock = clock
         self.lock = threading.Lock()
         self.state = FleetState(started_ms=self.now_ms(), silent_after_ms=int(silent_after_s * 1000),
                                 history_ms=int(history_s * 1000))
         self.verifier = Verifier(trust, max_skew_ms=int(max_skew_s * 1000), clock=clock)
-        self.feed = Feed(broker_url, self.verifier, self.state, self.lock, prefix=prefix, group=group, clock=clock)
+        self.feed = Feed(broker_url, self.verifier, self.state, self.lock, prefix=prefix, group=group,
+                         tls_files=tls_files, clock=clock)
         self.http = make_server(listen, self.fleet, self.node) if serve_http else None
         self.tick_s = tick_s
         self._stop = threading.Event()
@@ -95,10 +97,11 @@ def parse_listen(text: str) -> tuple[str, int]:
 
 
 def run(broker: str, trust_dir: Path, *, listen: str = "127.0.0.1:8080", prefix: str = "edge",
-        group: str | None = "board", silent_after_s: float = 120.0) -> int:
+        group: str | None = "board", silent_after_s: float = 120.0,
+        tls_files: tuple[str | None, str | None, str | None] = (None, None, None)) -> int:
     trust = keys.TrustStore.load(trust_dir)
     board = Board(broker, trust, listen=parse_listen(listen), prefix=prefix, group=group,
-                  silent_after_s=silent_after_s)
+                  silent_after_s=silent_after_s, tls_files=tls_files)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with board:

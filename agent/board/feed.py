@@ -35,14 +35,16 @@ def topic_filters(prefix: str, group: str | None) -> list[tuple[str, int]]:
 class Feed:
     def __init__(self, url: str, verifier: Verifier, state: FleetState, lock: threading.Lock, *,
                  prefix: str = "edge", group: str | None = "board", client_id: str = "",
-                 ca_file: str | None = None, clock: Callable[[], float] = time.time) -> None:
+                 tls_files: tuple[str | None, str | None, str | None] = (None, None, None),
+                 clock: Callable[[], float] = time.time) -> None:
         host, port, tls = broker_address(url)
         self.verifier, self.state, self.lock, self.clock = verifier, state, lock, clock
         self.filters = topic_filters(prefix, group)
         self.subscribed = threading.Event()
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
-        if tls:
-            self.client.tls_set(ca_certs=ca_file)
+        if tls:  # (CA, client certificate, its key); never falls back to plain text
+            ca_file, cert_file, key_file = tls_files
+            self.client.tls_set(ca_certs=ca_file, certfile=cert_file, keyfile=key_file)
         self.client.reconnect_delay_set(min_delay=1, max_delay=10)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect

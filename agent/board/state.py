@@ -33,6 +33,7 @@ class NodeState:
     rejections: deque[Rejection] = field(default_factory=lambda: deque(maxlen=200))
     policy: Policy = field(default_factory=Policy)
     agent: dict[str, Any] | None = None  # the node's own verdict, its ts, and whether the board agrees
+    disagreement: str | None = None  # why the latest agent verdict does not match its own messages
     timeline: list[tuple[int, str, str, str]] = field(default_factory=list)  # (ms, level, security, operations)
 
     def rejected_counts(self, since_ms: int) -> dict[str, int]:
@@ -127,6 +128,13 @@ class FleetState:
             board_view = readiness.evaluate(held, state.policy, fields["ts"]).as_body()
             agreement = "agrees" if _levels(board_view) == _levels(claimed) else "disagrees"
         state.agent = {"ts": fields["ts"], "verdict": claimed, "agreement": agreement, "board": board_view}
+        state.disagreement = None
+        if agreement == "disagrees":
+            assert board_view is not None
+            state.disagreement = (f"the agent's signed verdict says {claimed.get('level')} (security "
+                                  f"{claimed.get('security')}, operations {claimed.get('operations')}); its own "
+                                  f"messages say {board_view['level']} (security {board_view['security']}, "
+                                  f"operations {board_view['operations']})")
 
     # ------------------------------------------------------------------ output
 
@@ -134,7 +142,8 @@ class FleetState:
         verified = {s: m for s, m in state.latest.items() if s.split("/", 1)[0] in readiness.INPUT_KINDS}
         return readiness.evaluate(verified, state.policy, now_ms, last_heard_ms=state.last_heard_ms,
                                   silent_after_ms=self.silent_after_ms,
-                                  rejected=state.rejected_counts(now_ms - self.rejected_window_ms))
+                                  rejected=state.rejected_counts(now_ms - self.rejected_window_ms),
+                                  disagreement=state.disagreement)
 
     def tick(self, now_ms: int) -> None:
         """Evaluate every node and extend the timelines; call it every few seconds."""

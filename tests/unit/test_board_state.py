@@ -79,6 +79,8 @@ def test_the_board_recomputes_and_flags_an_agent_that_claims_ready_while_its_plc
     assert r["agent"]["board"]["operations"] == "down"
     assert r["operations"] == "down"  # the board shows its own computation, not the claim
     assert any("plc-line2 offline 16 min, past the 15 min tolerated" in x["text"] for x in r["reasons"])
+    (flag,) = [x for x in r["reasons"] if x["code"] == "verdict_disagrees"]
+    assert "says ready" in flag["text"] and "messages say down" in flag["text"] and flag["lens"] == "security"
 
 
 def test_agreement_stays_unchecked_when_the_board_missed_what_the_agent_judged() -> None:

@@ -127,6 +127,8 @@ CASES = [
      "3 message(s) claiming this node failed verification: bad signature ×2, unknown key ×1"),
     ("revoked key", healthy(), {"rejected": {"revoked_key": 1}}, "key_revoked", DOWN,
      "1 message(s) signed with a revoked key"),
+    ("agent's verdict disagrees with its data", healthy(), {"disagreement": "the agent says ready; its messages say down"},
+     "verdict_disagrees", DEGRADED, "the agent says ready; its messages say down"),
 ]
 
 
