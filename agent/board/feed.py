@@ -49,7 +49,7 @@ class Feed:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
-        self.client.on_subscribe = lambda *args: self.subscribed.set()
+        self.client.on_subscribe = self._on_subscribe
         self._address = (host, port)
 
     def _now_ms(self) -> int:
@@ -60,9 +60,16 @@ class Feed:
             log.error("broker refused the board reason=%s", reason_code)
             return
         log.info("board connected filters=%s", ",".join(f for f, _ in self.filters))
+        client.subscribe(self.filters)
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        # Connected, for the board, means receiving: only once the broker granted the filters.
+        if any(code.is_failure for code in reason_codes):
+            log.error("broker refused the board's subscriptions reasons=%s", reason_codes)
+            return
         with self.lock:
             self.state.set_connected(True, self._now_ms())
-        client.subscribe(self.filters)
+        self.subscribed.set()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         log.warning("board lost the broker reason=%s", reason_code)

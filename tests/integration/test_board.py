@@ -85,8 +85,7 @@ def test_board_shows_verified_nodes_forgeries_and_drill_down(broker, tmp_path: P
     wire = Wire("127.0.0.1", broker.port)
     try:
         assert wire.connected.wait(15)
-        until(lambda: get(f"{base}/api/fleet")["broker"]["connected"])
-        time.sleep(0.5)  # let the board's SUBACK land before the first publish
+        until(lambda: get(f"{base}/api/fleet")["broker"]["connected"])  # connected = subscriptions granted
         nodes["panel-2"].devices["plc-line2"].online = False
         for node in nodes.values():
             wire.send([node.status("online"), *node.cycle()])
