@@ -130,6 +130,7 @@ class Spool:
         self._clock_ms = clock_ms
         self._lock = threading.Lock()
         self.generation = 0  # grows whenever something becomes publishable: readers poll it
+        self._turn = 0
         self._conn = _connect(path, sync)
         count, size = self._conn.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM message").fetchone()
         self._count, self._bytes = int(count), int(size)
@@ -230,11 +231,11 @@ class Spool:
     def next_batch(self, cursors: dict[str, int], limit: int) -> list[Spooled]:
         """Up to `limit` messages after each stream's cursor, advancing `cursors`.
 
-        Each stream first gets an equal share, most important streams first; leftover
-        room goes to streams in the same order. Within a stream, oldest first.
+        Each stream first gets an equal share, most important streams first (equal ones in
+        turn); leftover room goes to streams in the same order. Within a stream, oldest first.
         """
         with self._lock:
-            order = sorted(self._streams, key=lambda s: (-self._streams[s], s))
+            order = self._stream_order_locked()
             share = max(1, limit // max(1, len(order)))
             out: list[Spooled] = []
             for per_stream in (share, limit):
@@ -251,6 +252,20 @@ class Spool:
                         cursors[stream] = rows[-1][0]
                         out.extend(Spooled(r[0], stream, r[1], bytes(r[2]), bool(r[3])) for r in rows)
         return out
+
+    def _stream_order_locked(self) -> list[str]:
+        """Most important streams first; equal ones take turns leading, call after call (the
+        publisher refills one free slot at a time, so a fixed order would starve the last)."""
+        levels: dict[int, list[str]] = {}
+        for stream, priority in self._streams.items():
+            levels.setdefault(priority, []).append(stream)
+        order: list[str] = []
+        for priority in sorted(levels, reverse=True):
+            names = sorted(levels[priority])
+            turn = self._turn % len(names)
+            order += names[turn:] + names[:turn]
+        self._turn += 1
+        return order
 
     def ack(self, ids: Iterable[int]) -> int:
         """Remove acknowledged messages (unknown ids are ignored); return how many left."""

@@ -74,6 +74,15 @@ def test_streams_share_the_window_most_important_first(tmp_path: Path) -> None:
     assert all(ids == sorted(ids) for ids in by_stream.values())
 
 
+def test_equal_streams_take_turns_when_slots_free_up_one_at_a_time(tmp_path: Path) -> None:
+    spool = open_spool(tmp_path)
+    spool.put_many([message(f"dev{n % 3}", n) for n in range(30)])
+    cursors: dict[str, int] = {}
+    served = [spool.next_batch(cursors, 1)[0].stream for _ in range(9)]
+    assert sorted(served) == ["dev0"] * 3 + ["dev1"] * 3 + ["dev2"] * 3
+    assert spool.next_batch({}, 1)[0].stream != spool.next_batch({}, 1)[0].stream
+
+
 def test_full_spool_drops_least_important_then_oldest_and_counts_it(tmp_path: Path) -> None:
     size = len("edge/n1/x") + 100
     spool = open_spool(tmp_path, max_bytes=10 * size)
