@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -45,13 +46,18 @@ def gather(state_dir: Path) -> dict[str, Any]:
         runtime = json.loads((state_dir / RUNTIME_FILE).read_text())
     except (OSError, ValueError):
         runtime = None
-    stats = spool.read_stats_file(state_dir / spool.FILENAME)
+    spool_error = ""
+    try:
+        stats = spool.read_stats_file(state_dir / spool.FILENAME)
+    except sqlite3.Error as exc:  # e.g. not allowed to read the state dir: say so, no traceback
+        stats, spool_error = None, f"cannot read {state_dir / spool.FILENAME}: {exc}"
     return {
         "state_dir": str(state_dir),
         "running": bool(runtime) and _pid_alive(runtime.get("pid")) and not runtime.get("stopped", False),
         "daemon": runtime,
         "session": session.read_state(state_dir),
         "spool": stats.as_dict() if stats else None,
+        "spool_error": spool_error,
     }
 
 
@@ -74,7 +80,7 @@ def render(report: dict[str, Any], now_ms: int) -> str:
         lines.append(f"broker:         {broker.get('url')} {state}")
     stats = report["spool"]
     if stats is None:
-        lines.append("spool:          none yet")
+        lines.append(f"spool:          {report['spool_error'] or 'none yet'}")
     else:
         by_priority = ", ".join(f"{name} {count}" for name, count in stats["depth_by_priority"].items())
         lines.append(f"spool:          {stats['depth']} queued ({by_priority}; {stats['held']} held Will), "

@@ -40,3 +40,9 @@ def test_report_combines_spool_session_and_daemon_snapshot(tmp_path: Path) -> No
 def test_a_stopped_daemon_is_not_running(tmp_path: Path) -> None:
     status_cmd.write_runtime(tmp_path, {"pid": os.getpid(), "stopped": True})
     assert not status_cmd.gather(tmp_path)["running"]
+
+
+def test_an_unreadable_spool_is_reported_not_raised(tmp_path: Path, capsys) -> None:
+    (tmp_path / spool.FILENAME).write_bytes(b"this is not a database" * 100)
+    assert status_cmd.main(tmp_path, as_json=False) == 1
+    assert "cannot read" in capsys.readouterr().out
