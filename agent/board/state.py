@@ -67,7 +67,12 @@ def _levels(body: dict[str, Any]) -> tuple[str, str, str, tuple]:
 
 class FleetState:
     def __init__(self, *, started_ms: int, silent_after_ms: int = 120_000, history_ms: int = 6 * 3600_000,
-                 rejected_window_ms: int = 3600_000, max_timeline: int = 2000) -> None:
+                 rejected_window_ms: int = 3600_000, max_timeline: int = 2000, max_streams: int = 256,
+                 max_unverified_nodes: int = 256) -> None:
+        # The caps bound what others can make the board remember: a node may only add streams
+        # up to `max_streams`, and names seen only in forgeries get `max_unverified_nodes` rows.
+        self.max_streams = max_streams
+        self.max_unverified_nodes = max_unverified_nodes
         self.started_ms = started_ms
         self.silent_after_ms = silent_after_ms
         self.history_ms = history_ms
@@ -79,6 +84,7 @@ class FleetState:
         self.accepted = 0
         self.rejected = 0
         self.unattributed: deque[Rejection] = deque(maxlen=200)
+        self.ignored_streams = 0
 
     # ------------------------------------------------------------------ input
 
@@ -97,6 +103,9 @@ class FleetState:
         node, stream = where
         state = self.nodes.get(node) or self.nodes.setdefault(node, NodeState(node))
         self.accepted += 1
+        if stream not in state.latest and len(state.latest) >= self.max_streams:
+            self.ignored_streams += 1
+            return
         # The last message received wins, even with an older timestamp: the Last Will is
         # sealed when the agent starts and must still replace the birth it follows.
         state.latest[stream] = {**fields, "received_ms": received_ms}
@@ -111,10 +120,16 @@ class FleetState:
         self.rejected += 1
         rejection = Rejection(received_ms, verdict.reason or "invalid", verdict.detail[:200], topic[:200])
         where = stream_of(topic)
-        if where is None:
+        state = self.nodes.get(where[0]) if where else None
+        if state is None and where is not None and self._unverified_nodes() < self.max_unverified_nodes:
+            state = self.nodes[where[0]] = NodeState(where[0])
+        if state is None:
             self.unattributed.append(rejection)
             return
-        self.nodes.setdefault(where[0], NodeState(where[0])).rejections.append(rejection)
+        state.rejections.append(rejection)
+
+    def _unverified_nodes(self) -> int:
+        return sum(not state.latest for state in self.nodes.values())
 
     def _take_agent_verdict(self, state: NodeState, fields: dict[str, Any]) -> None:
         body = fields["body"]
@@ -188,7 +203,8 @@ class FleetState:
             "now_ms": now_ms,
             "broker": {"connected": self.connected, "since_ms": self.connected_since_ms},
             "counts": counts,
-            "messages": {"verified": self.accepted, "rejected": self.rejected},
+            "messages": {"verified": self.accepted, "rejected": self.rejected,
+                         "ignored_streams": self.ignored_streams},
             "unattributed_rejections": [vars(r) for r in self.unattributed][-20:],
             "nodes": rows,
         }

@@ -203,3 +203,17 @@ def test_topic_filters_and_listen_address() -> None:
     for bad in ("8080", "host:", "host:http", "h:70000"):
         with pytest.raises(ValueError):
             parse_listen(bad)
+
+
+def test_what_others_can_make_the_board_remember_is_bounded() -> None:
+    clock, state, verifier, nodes = setup("panel-1")
+    state.max_streams, state.max_unverified_nodes = 8, 3
+    node = nodes["panel-1"]
+    feed(state, verifier, clock, node.cycle())  # 5 streams
+    feed(state, verifier, clock, [node.seal(Reading("modbus", {}, subject=f"junk-{i}")) for i in range(10)])
+    assert len(state.nodes["panel-1"].latest) == 8 and state.ignored_streams == 7
+    for i in range(10):  # forgeries naming ten made-up nodes
+        forger = SimNode(f"ghost-{i}", Ed25519PrivateKey.generate(), clock=clock)
+        feed(state, verifier, clock, [forger.seal(Reading("host", {}))])
+    assert sorted(state.nodes) == ["ghost-0", "ghost-1", "ghost-2", "panel-1"]
+    assert len(state.unattributed) == 7 and state.rejected == 10

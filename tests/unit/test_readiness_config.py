@@ -69,3 +69,18 @@ def test_verdict_reading_carries_verdict_policy_and_inputs() -> None:
     assert reading.body["inputs"] == {"modbus/plc-line2": 7}
     assert reading.body["verdict"]["operations"] == "down"
     assert Policy.from_body(reading.body["policy"]) == policy_from_config(config)
+
+
+def test_remember_keeps_what_a_verdict_reads_from_the_sealed_bytes() -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from agent import envelope
+    from agent.readiness import remember
+
+    key = Ed25519PrivateKey.generate()
+    latest: dict = {}
+    for seq, stream in ((41, "modbus/plc-line2"), (42, "key"), (43, "readiness")):
+        payload = envelope.seal(key, kid="k", node="n", topic=f"edge/n/{stream}", kind=stream.split("/")[0],
+                                session="s", seq=seq, ts_ms=1000 + seq, body={"x": seq})
+        remember(latest, stream, payload, {"x": seq})
+    assert latest == {"modbus/plc-line2": {"seq": 41, "ts": 1041, "body": {"x": 41}}}
