@@ -292,7 +292,7 @@ def run(config: Config, *, config_path: Path | None = None, root: Path = Path("/
     while True:
         try:
             agent = Agent(config, private_key, root=root, config_path=config_path, notifier=notifier)
-        except PublisherError as exc:
+        except (PublisherError, OSError, sqlite3.Error) as exc:  # MQTT files, state dir, spool database
             log.error("cannot start: %s", exc)
             return 2
         asyncio.run(agent.run())
