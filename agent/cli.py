@@ -138,7 +138,14 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from agent import demo
 
-    return demo.run(duration=args.duration, broker_url=args.broker, state_dir=args.state_dir)
+    from agent.board import parse_listen
+
+    try:
+        board = None if args.no_board else parse_listen(args.board_listen)
+    except ValueError as exc:
+        print(f"edge-agent demo: --board-listen: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return demo.run(duration=args.duration, broker_url=args.broker, state_dir=args.state_dir, board_listen=board)
 
 
 def cmd_board(args: argparse.Namespace) -> int:
@@ -220,6 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, default=0, help="stop after S seconds (default: until Ctrl-C)")
     p.add_argument("--broker", default=None, help="use this broker URL instead of starting one")
     p.add_argument("--state-dir", type=Path, default=None, help="keep keys, config and logs here")
+    p.add_argument("--board-listen", default="127.0.0.1:0", metavar="HOST:PORT",
+                   help="where the fleet board's web page listens (default: a free local port, printed)")
+    p.add_argument("--no-board", action="store_true", help="terminal view only, no web board")
     p.set_defaults(handler=cmd_demo)
 
     p = sub.add_parser("board", help="fleet readiness board: verified live web page and JSON API",

@@ -3,7 +3,7 @@
 Starts two simulated PLCs (separate processes, real Modbus TCP), a broker (Mosquitto when
 installed, else a pure-Python one), the agent with a throwaway key, and a verifying
 subscriber whose live view shows each node's host health and each device's latest values
-with a "signature verified" mark.
+with a "signature verified" mark; the fleet board (web page) runs beside it.
 """
 
 from __future__ import annotations
@@ -105,7 +105,8 @@ def _run_agent(cfg: config_mod.Config, stop: threading.Event) -> None:
     asyncio.run(main())
 
 
-def run(duration: float = 0, broker_url: str | None = None, state_dir: Path | None = None) -> int:
+def run(duration: float = 0, broker_url: str | None = None, state_dir: Path | None = None,
+        board_listen: tuple[str, int] | None = ("127.0.0.1", 0)) -> int:
     state = state_dir or Path(tempfile.mkdtemp(prefix="edge-agent-demo-"))
     state.mkdir(parents=True, exist_ok=True)
     logsetup.setup("INFO", stream=(state / "agent.log").open("a"))
@@ -126,7 +127,15 @@ def run(duration: float = 0, broker_url: str | None = None, state_dir: Path | No
         agent_thread = threading.Thread(target=_run_agent, args=(cfg, stop), name="agent", daemon=True)
         subscription = stack.enter_context(Subscription(url, trust, topic_filter=f"{cfg.mqtt.topic_prefix}/#"))
         agent_thread.start()
-        view = PlantView(url, live=sys.stdout.isatty())
+        board_url = ""
+        if board_listen is not None:
+            from agent.board import Board
+
+            # A plain subscription: the pure-Python fallback broker may not know shared ones.
+            board = Board(url, trust, listen=board_listen, group=None, prefix=cfg.mqtt.topic_prefix).start()
+            stack.callback(board.stop)
+            board_url = board.url
+        view = PlantView(url, live=sys.stdout.isatty(), board=board_url)
         deadline = time.monotonic() + duration if duration else None
         try:
             while deadline is None or time.monotonic() < deadline:

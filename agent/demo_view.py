@@ -25,6 +25,7 @@ class Latest:
 class PlantView:
     broker: str
     live: bool
+    board: str = ""
     verified: int = 0
     rejected: int = 0
     latest: dict[tuple[str, str], Latest] = field(default_factory=dict)  # (node, stream) -> last message
@@ -45,6 +46,8 @@ class PlantView:
             return  # piped output: a snapshot every 5 s instead of a redraw every second
         self._last_print = now
         lines = render(self.broker, self.verified, self.rejected, self.latest, now)
+        if self.board:
+            lines.insert(1, f"fleet board (readiness, both lenses): {self.board}")
         out.write(("\x1b[H\x1b[2J" if self.live and not final else "") + "\n".join(lines) + "\n\n")
         out.flush()
 
