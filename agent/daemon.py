@@ -93,10 +93,21 @@ def build_collectors(config: Config, root: Path = Path("/")) -> list[Collector]:
 
 @dataclass
 class CollectorHealth:
-    state: str = "starting"  # "ok" or "failing"
+    state: str = "starting"  # "ok", "failing", or what the readings report (a device's "offline")
     failures: int = 0
     last_ok_ms: int | None = None
     last_error: str = ""
+
+
+def reported_state(readings: list[Reading]) -> tuple[str, str] | None:
+    """(state, last error) a reading reports about its subject in `body.status`, as Modbus
+    devices do (online, degraded, offline); None if it reports none."""
+    for reading in readings:
+        status = reading.body.get("status")
+        if isinstance(status, dict) and isinstance(status.get("state"), str):
+            error = status.get("last_error")
+            return status["state"], "" if error is None or status["state"] == "online" else str(error)[:200]
+    return None
 
 
 async def run_collector(collector: Collector, emit: Callable[[list[Reading]], None], stop: asyncio.Event,
@@ -116,7 +127,8 @@ async def run_collector(collector: Collector, emit: Callable[[list[Reading]], No
         else:
             if health.failures:
                 log.info("collector recovered collector=%s after=%d", collector.name, health.failures)
-            health.failures, health.state, health.last_error, health.last_ok_ms = 0, "ok", "", now_ms()
+            health.failures, health.last_ok_ms = 0, now_ms()
+            health.state, health.last_error = reported_state(readings) or ("ok", "")
             emit(readings)
         tick = next_tick(start, collector.interval, clock())
         try:
