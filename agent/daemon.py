@@ -127,8 +127,10 @@ async def run_collector(collector: Collector, emit: Callable[[list[Reading]], No
         else:
             if health.failures:
                 log.info("collector recovered collector=%s after=%d", collector.name, health.failures)
-            health.failures, health.last_ok_ms = 0, now_ms()
+            health.failures = 0
             health.state, health.last_error = reported_state(readings) or ("ok", "")
+            if health.state != "offline":  # an offline device is not "ok" just because we asked
+                health.last_ok_ms = now_ms()
             emit(readings)
         tick = next_tick(start, collector.interval, clock())
         try:

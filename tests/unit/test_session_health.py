@@ -52,3 +52,18 @@ def test_run_collector_tracks_failures_and_reported_state() -> None:
     assert collector.seen == [("starting", 0), ("failing", 1)] and emitted
     assert (health.state, health.last_error, health.failures) == ("degraded", "exception 2", 0)
     assert health.last_ok_ms is not None
+
+
+def test_an_offline_device_does_not_count_as_ok() -> None:
+    class Offline(Flaky):
+        async def collect(self) -> list[Reading]:
+            return [Reading("modbus", {"status": {"state": "offline", "last_error": "refused"}}, "plc")]
+
+    health = CollectorHealth()
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        await run_collector(Offline(health), lambda readings: stop.set(), stop, health=health)
+
+    asyncio.run(main())
+    assert (health.state, health.last_error, health.last_ok_ms) == ("offline", "refused", None)
