@@ -75,20 +75,26 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from agent.consumer import Subscription
+    from agent.envelope import DUPLICATE
     from agent.keys import KeyError_, TrustStore
+    from agent.verify import Verifier
 
     try:
-        trust = TrustStore.load(args.trust)
+        verifier = Verifier(TrustStore.load(args.trust))  # rotations followed in memory only
     except KeyError_ as exc:
         print(f"edge-agent: {exc}", file=sys.stderr)
         return EXIT_USAGE
     deadline = time.monotonic() + args.timeout if args.timeout else None
-    seen = invalid = 0
-    with Subscription(args.broker, trust, topic_filter=f"{args.topic_prefix}/#") as subscription:
+    seen = invalid = duplicates = 0
+    tls_files = (args.ca_file, args.cert_file, args.key_file)
+    with Subscription(args.broker, verifier, topic_filter=f"{args.topic_prefix}/#", tls_files=tls_files) as subscription:
         if subscription.subscribed.wait(args.timeout or None):
             print(f"verify: subscribed to {args.topic_prefix}/# on {args.broker}", file=sys.stderr, flush=True)
         try:
             for received in subscription.messages(deadline):
+                if received.verdict.reason == DUPLICATE:
+                    duplicates += 1  # a QoS 1 redelivery: the same signed bytes again, not an attack
+                    continue
                 print(json.dumps(received.as_json(), sort_keys=True), flush=True)
                 seen += 1
                 invalid += not received.verdict.valid
@@ -96,7 +102,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
                     break
         except KeyboardInterrupt:
             pass
-    print(f"verified {seen} messages, {invalid} invalid", file=sys.stderr)
+    print(f"verified {seen} messages, {invalid} invalid, {duplicates} duplicates ignored", file=sys.stderr)
     return EXIT_FAILED if invalid else EXIT_OK
 
 
@@ -162,6 +168,12 @@ def cmd_board(args: argparse.Namespace) -> int:
         return EXIT_USAGE
 
 
+def tls_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--ca-file", default=None, help="CA bundle for an mqtts:// broker")
+    parser.add_argument("--cert-file", default=None, help="client certificate for mutual TLS")
+    parser.add_argument("--key-file", default=None, help="the client certificate's private key")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="edge-agent",
@@ -200,6 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--count", type=int, default=0, help="stop after N messages (default: no limit)")
     p.add_argument("--timeout", type=float, default=0, help="stop after S seconds (default: no limit)")
     p.add_argument("--topic-prefix", default="edge", help="first topic level (default edge)")
+    tls_arguments(p)
     p.set_defaults(handler=cmd_verify)
 
     p = sub.add_parser("collect", help="run one collector once and print what it would publish")
@@ -242,9 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--topic-prefix", default="edge", help="first topic level (default edge)")
     p.add_argument("--group", default="board", help="shared subscription group; '' subscribes plainly")
     p.add_argument("--silent-after", type=float, default=120.0, help="seconds of silence before a node shows offline")
-    p.add_argument("--ca-file", default=None, help="CA bundle for an mqtts:// broker")
-    p.add_argument("--cert-file", default=None, help="client certificate for mutual TLS")
-    p.add_argument("--key-file", default=None, help="the client certificate's private key")
+    tls_arguments(p)
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     p.set_defaults(handler=cmd_board)
     return parser

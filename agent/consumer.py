@@ -1,7 +1,8 @@
 """Consumer side: subscribe to the agents' topics and verify every message.
 
-Used by `edge-agent verify`, the demo's live view and any other consumer. The verification
-itself is the pure `agent.envelope.open_envelope`; this module is the MQTT shell around it.
+Used by `edge-agent verify`, the demo's live view and (for its client setup) the board. The
+verification is `agent.verify.Verifier` (the pure `open_envelope` plus the replay guard and
+key rotations); this module is the MQTT shell around it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from agent import envelope
-from agent.keys import TrustStore
+from agent.verify import Verifier
+
+TlsFiles = tuple[str | None, str | None, str | None]
+"""(CA bundle, client certificate, its key) for mqtts:// brokers."""
 
 log = logging.getLogger(__name__)
 
@@ -49,18 +53,27 @@ def broker_address(url: str) -> tuple[str, int, bool]:
     return parts.hostname, parts.port or (8883 if tls else 1883), tls
 
 
-class Subscription:
-    """A subscription to `<prefix>/#` whose messages are verified as they arrive."""
+def consumer_client(url: str, *, client_id: str = "", tls_files: TlsFiles = (None, None, None)
+                    ) -> tuple[mqtt.Client, str, int]:
+    """A paho client for `url`, with TLS (and a client certificate, if given) for mqtts://."""
+    host, port, tls = broker_address(url)
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
+    if tls:  # never falls back to plain text
+        ca_file, cert_file, key_file = tls_files
+        client.tls_set(ca_certs=ca_file, certfile=cert_file, keyfile=key_file)
+    client.reconnect_delay_set(min_delay=1, max_delay=10)
+    return client, host, port
 
-    def __init__(self, url: str, trust: TrustStore, *, topic_filter: str = "edge/#",
-                 client_id: str = "", ca_file: str | None = None) -> None:
-        host, port, tls = broker_address(url)
-        self.trust = trust
+
+class Subscription:
+    """A subscription to `topic_filter` whose messages are verified as they arrive."""
+
+    def __init__(self, url: str, verifier: Verifier, *, topic_filter: str = "edge/#",
+                 client_id: str = "", tls_files: TlsFiles = (None, None, None)) -> None:
+        self.verifier = verifier
         self._inbox: queue.Queue[Received] = queue.Queue()
         self.subscribed = threading.Event()
-        self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
-        if tls:
-            self._client.tls_set(ca_certs=ca_file)
+        self._client, host, port = consumer_client(url, client_id=client_id, tls_files=tls_files)
         self._filter = topic_filter
         self._client.on_connect = self._on_connect
         self._client.on_message = self._on_message
@@ -74,7 +87,7 @@ class Subscription:
         client.subscribe(self._filter, qos=1)
 
     def _on_message(self, client, userdata, message) -> None:
-        verdict = envelope.open_envelope(message.payload, message.topic, self.trust)
+        verdict = self.verifier.check(message.payload, message.topic)
         self._inbox.put(Received(message.topic, verdict, bool(message.retain)))
 
     def __enter__(self) -> "Subscription":

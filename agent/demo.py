@@ -27,6 +27,7 @@ from agent import config as config_mod
 from agent import keys, logsetup
 from agent.consumer import Subscription
 from agent.demo_view import PlantView
+from agent.verify import Verifier
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +126,7 @@ def run(duration: float = 0, broker_url: str | None = None, state_dir: Path | No
         cfg = demo_config(state, url, ports)
         stop = threading.Event()
         agent_thread = threading.Thread(target=_run_agent, args=(cfg, stop), name="agent", daemon=True)
-        subscription = stack.enter_context(Subscription(url, trust, topic_filter=f"{cfg.mqtt.topic_prefix}/#"))
+        subscription = stack.enter_context(Subscription(url, Verifier(trust), topic_filter=f"{cfg.mqtt.topic_prefix}/#"))
         agent_thread.start()
         board_url = ""
         if board_listen is not None:

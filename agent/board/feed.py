@@ -14,11 +14,9 @@ import threading
 import time
 from collections.abc import Callable
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 
 from agent.board.state import FleetState
-from agent.consumer import broker_address
+from agent.consumer import consumer_client
 from agent.verify import Verifier
 
 log = logging.getLogger(__name__)
@@ -37,15 +35,10 @@ class Feed:
                  prefix: str = "edge", group: str | None = "board", client_id: str = "",
                  tls_files: tuple[str | None, str | None, str | None] = (None, None, None),
                  clock: Callable[[], float] = time.time) -> None:
-        host, port, tls = broker_address(url)
         self.verifier, self.state, self.lock, self.clock = verifier, state, lock, clock
         self.filters = topic_filters(prefix, group)
         self.subscribed = threading.Event()
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
-        if tls:  # (CA, client certificate, its key); never falls back to plain text
-            ca_file, cert_file, key_file = tls_files
-            self.client.tls_set(ca_certs=ca_file, certfile=cert_file, keyfile=key_file)
-        self.client.reconnect_delay_set(min_delay=1, max_delay=10)
+        self.client, host, port = consumer_client(url, client_id=client_id, tls_files=tls_files)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message

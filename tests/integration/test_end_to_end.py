@@ -17,6 +17,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from agent.consumer import Subscription
 from agent.keys import TrustStore
+from agent.verify import Verifier
 from conftest import free_port, wait_for_port
 
 pytestmark = pytest.mark.integration
@@ -86,7 +87,7 @@ def trust_dir(tmp_path: Path, key_path: Path) -> Path:
 def first_messages(broker_url: str, trust: TrustStore, wanted: set[str], timeout: float = 30.0) -> dict:
     """The first valid message of each wanted stream (topic without prefix and node)."""
     found: dict[str, dict] = {}
-    with Subscription(broker_url, trust, topic_filter="edge/#") as subscription:
+    with Subscription(broker_url, Verifier(trust), topic_filter="edge/#") as subscription:
         for received in subscription.messages(time.monotonic() + timeout):
             assert received.verdict.valid, received.verdict
             stream = received.topic.split("/", 2)[2]
@@ -164,7 +165,7 @@ def test_sigterm_stops_the_agent_cleanly_and_it_says_offline(tmp_path, broker, r
     first_messages(broker.url, trust, {"modbus/line-plc"})
     running_agent.send_signal(signal.SIGTERM)
     assert running_agent.wait(30) == 0
-    with Subscription(broker.url, trust, topic_filter=f"edge/{NODE}/status") as subscription:
+    with Subscription(broker.url, Verifier(trust), topic_filter=f"edge/{NODE}/status") as subscription:
         retained = next(subscription.messages(time.monotonic() + 10))
     assert retained.verdict.valid and retained.retained
     assert retained.verdict.fields["body"]["state"] == "offline"
