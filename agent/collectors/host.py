@@ -55,8 +55,9 @@ def clock_state() -> dict[str, Any] | None:
     clock = read_clock()
     if clock is None:
         return None
-    return {"synchronized": clock.synchronized, "offset_us": clock.offset_us,
-            "max_error_us": clock.max_error_us, "est_error_us": clock.est_error_us}
+    fields = {"synchronized": clock.synchronized, "source": clock.source, "offset_us": clock.offset_us,
+              "max_error_us": clock.max_error_us, "est_error_us": clock.est_error_us}
+    return {key: value for key, value in fields.items() if value is not None}
 
 
 def failed_units() -> list[str] | None:

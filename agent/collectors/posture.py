@@ -231,6 +231,7 @@ def check_time_sync(root: Path, read: Callable[[], ClockState | None] = read_clo
         return _check("time_sync", title, "unknown", "adjtimex unavailable")
     return _check(
         "time_sync", title, "pass" if result.synchronized else "fail",
+        f"timedated NTPSynchronized={'yes' if result.synchronized else 'no'}" if result.source == "timedated" else
         f"adjtimex state={result.state} STA_UNSYNC={'set' if result.status & STA_UNSYNC else 'clear'} "
         f"maxerror_us={result.max_error_us}",
     )

@@ -50,3 +50,17 @@ def test_clock_synchronized_needs_no_unsync_bit_and_no_time_error():
     assert ClockState(0, 0, 0.0, 0, 0).synchronized
     assert not ClockState(0, STA_UNSYNC, 0.0, 0, 0).synchronized
     assert not ClockState(TIME_ERROR, 0, 0.0, 0, 0).synchronized
+
+
+def test_clock_falls_back_to_timedated_where_adjtimex_is_forbidden(monkeypatch, tmp_path):
+    from agent import clock
+
+    # The hardened unit's seccomp filter makes adjtimex fail; timedated still knows.
+    fake = tmp_path / "timedatectl"
+    fake.write_text("#!/bin/sh\necho no\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(clock, "read_adjtimex", lambda: None)
+    state = clock.read_clock()
+    assert state is not None and state.source == "timedated" and not state.synchronized
+    assert host.clock_state() == {"synchronized": False, "source": "timedated"}
