@@ -27,6 +27,7 @@ from agent import config as config_mod
 from agent import keys, logsetup
 from agent.consumer import Subscription
 from agent.demo_view import PlantView
+from agent.localnet import free_port, wait_for_port
 from agent.verify import Verifier
 
 log = logging.getLogger(__name__)
@@ -35,27 +36,12 @@ log = logging.getLogger(__name__)
 PLANT = {15020: "packaging_line", 15021: "energy_meter"}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_for_port(port: int, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return
-        time.sleep(0.1)
-    raise RuntimeError(f"nothing is listening on 127.0.0.1:{port} after {timeout:.0f} s")
-
-
 @contextlib.contextmanager
 def _process(argv: list[str], log_path: Path, port: int) -> Iterator[subprocess.Popen]:
     with log_path.open("ab") as out:
         process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
     try:
-        _wait_for_port(port)
+        wait_for_port(port)
         yield process
     finally:
         process.terminate()
@@ -67,7 +53,7 @@ def _process(argv: list[str], log_path: Path, port: int) -> Iterator[subprocess.
 
 @contextlib.contextmanager
 def _broker(state: Path) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     mosquitto = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin:/usr/local/sbin")
     if mosquitto:
         conf = state / "mosquitto.conf"
@@ -116,7 +102,7 @@ def run(duration: float = 0, broker_url: str | None = None, state_dir: Path | No
         keys.generate(key_path)
     trust = keys.TrustStore()
     trust.add(keys.load_public(Path(f"{key_path}.pub")))
-    ports = {configured: _free_port() for configured in PLANT}
+    ports = {configured: free_port() for configured in PLANT}
     print(f"edge-agent demo: state, keys and logs in {state}", flush=True)
     with contextlib.ExitStack() as stack:
         for configured, port in ports.items():

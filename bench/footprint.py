@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from agent import demo, keys  # noqa: E402
+from agent.localnet import free_port, wait_for_port  # noqa: E402
 
 
 def write_config(state: Path, broker_port: int, ports: dict[int, int]) -> Path:
@@ -50,9 +51,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         state = Path(tmp)
         keys.generate(state / "node.key")
-        broker_port = demo._free_port()
+        broker_port = free_port()
         (state / "mosquitto.conf").write_text(f"listener {broker_port} 127.0.0.1\nallow_anonymous true\nuser root\n")
-        ports = {configured: demo._free_port() for configured in demo.PLANT}
+        ports = {configured: free_port() for configured in demo.PLANT}
         procs = [subprocess.Popen([mosquitto, "-c", str(state / "mosquitto.conf")], stderr=subprocess.DEVNULL)]
         procs += [subprocess.Popen([sys.executable, "-m", "simulators.cli", "--port", str(port),
                                     "--profile", demo.PLANT[configured]], stderr=subprocess.DEVNULL)
@@ -60,7 +61,7 @@ def main() -> int:
         bare = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"])
         try:
             for port in [broker_port, *ports.values()]:
-                demo._wait_for_port(port)
+                wait_for_port(port)
             config = write_config(state, broker_port, ports)
             agent = subprocess.Popen([sys.executable, "-m", "agent.cli", "run", "-c", str(config)],
                                      stderr=(state / "agent.log").open("wb"))

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,17 +35,12 @@ from agent.reading import Reading
 from agent.readiness import human
 from agent.readiness_config import Asset, Policy
 from simulators.faults import Fault
+from simulators.mosquitto import PrivateMosquitto
 from simulators.plc import Simulator, load_profile
 from simulators.signed_node import SimNode, Wire, clean_patches
 
 DRILL_DIR = Path(__file__).parent / "drills"
 WAIT_S = 30.0  # generous: the machine may be busy
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def list_drills() -> list[str]:
@@ -118,34 +111,6 @@ class DrillClock:
             return self.start + self._offset + (time.monotonic() - self._mark)
 
 
-class Mosquitto:
-    def __init__(self, directory: Path) -> None:
-        self.port = free_port()
-        self.config = directory / "mosquitto.conf"
-        user = "user root\n" if os.geteuid() == 0 else ""  # as root it would drop to a user that cannot read tmp
-        self.config.write_text(f"{user}listener {self.port} 127.0.0.1\nallow_anonymous true\n"
-                               f"persistence true\npersistence_location {directory}/\n"
-                               f"log_dest file {directory}/mosquitto.log\n")
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(["mosquitto", "-c", str(self.config)],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + WAIT_S
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"mosquitto did not listen on {self.port}")
-
-    def kill(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
-
-
 @dataclass
 class Outcome:
     passed: bool = True
@@ -159,7 +124,7 @@ class Drill:
                  out: Callable[[str], None] = print) -> None:
         self.scenario, self.workdir, self.out = scenario, workdir, out
         self.clock = DrillClock()
-        self.broker = Mosquitto(workdir)
+        self.broker = PrivateMosquitto.in_folder(workdir)
         self.trust = keys.TrustStore()
         self.nodes: dict[str, SimNode] = {}
         self.alive: set[str] = set()

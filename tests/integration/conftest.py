@@ -8,8 +8,6 @@ Config from device tables (dicts), pointing each at its simulator.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import tomllib
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,17 +17,6 @@ import pytest
 
 from agent.config import Config, validate
 from simulators.plc import Simulator, agent_points, load_profile
-
-# Tests in this folder write `from conftest import free_port, wait_for_port`, and under
-# pytest's prepend import mode "conftest" then names this file: re-export those helpers
-# from tests/conftest.py (loaded under its own name, so its fixtures are not registered twice).
-_spec = importlib.util.spec_from_file_location("_tests_root_conftest", Path(__file__).parents[1] / "conftest.py")
-assert _spec is not None and _spec.loader is not None
-_root = sys.modules[_spec.name] = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_root)
-free_port = _root.free_port
-wait_for_port = _root.wait_for_port
-
 
 @pytest.fixture
 def make_simulator() -> Iterator[Callable[..., Simulator]]:
