@@ -129,14 +129,14 @@ def peak_rss_kib(pid: int) -> int:
     return 0
 
 
-def drain_progress(db: Path) -> tuple[int, int]:
-    """Bulk messages left and messages acked so far (cheap indexed queries: polling must not
-    slow the agent it measures)."""
+def drain_progress(db: Path) -> tuple[bool, int]:
+    """Whether bulk messages are left, and messages acked so far (O(log n) lookups: polling
+    must not slow the agent it measures)."""
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
-        (left,) = conn.execute("SELECT COUNT(*) FROM message WHERE priority = 0").fetchone()
+        (left,) = conn.execute("SELECT EXISTS (SELECT 1 FROM message WHERE priority = 0)").fetchone()
         acked = conn.execute("SELECT value FROM counter WHERE name = 'acked'").fetchone()
-        return left, acked[0] if acked else 0
+        return bool(left), acked[0] if acked else 0
     finally:
         conn.close()
 
@@ -157,7 +157,7 @@ def run_agent_drain(directory: Path, port: int, key_path: Path, backlog: list[Me
             bulk_left, acked = drain_progress(db)
             if acked and first_ack is None:
                 first_ack = time.perf_counter()  # connected: the drain has begun
-            if first_ack is not None and bulk_left == 0:
+            if first_ack is not None and not bulk_left:
                 break
             if process.poll() is not None:
                 raise RuntimeError("the agent exited while draining")
