@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from agent import __version__, envelope, keys, readiness, spool
+from agent import __version__, envelope, keys, readiness, rotation, spool
 from agent import config as config_mod
 from agent.collectors.base import Collector
 from agent.config import Config
@@ -180,6 +180,17 @@ class Agent:
                       "dropped": stats.dropped, "oldest_ms": stats.oldest_ms},
         })
 
+    def spool_rotation_notice(self) -> None:
+        """Queue the notice `keygen --rotate` left (pre-signed by the old key), then forget it."""
+        key_path = self.config.signing.key_file
+        notice = rotation.pending_rotation_notice(key_path)
+        if notice is None:
+            return
+        topic, payload = notice
+        self.spool.put_many([Message(topic, payload, rotation.KIND, Priority.TRUST, retain=True)])
+        rotation.rotation_notice_published(key_path)
+        log.info("key rotation notice spooled topic=%s kid=%s", topic, self.sealer.kid)
+
     def emit(self, readings: list[Reading]) -> None:
         try:
             messages = [self.sealer.seal(reading) for reading in readings]
@@ -270,6 +281,7 @@ class Agent:
                 handled.append(sig)
             except (RuntimeError, ValueError):
                 pass  # not the main thread (e.g. the demo): the caller sets stop_event
+        self.spool_rotation_notice()
         self.publisher.start()
         log.info("agent started node=%s collectors=%d session=%s seq_from=%d spool_depth=%d",
                  self.config.node.id, len(self.collectors), self.session.session, self.session.last_seq + 1,

@@ -8,11 +8,12 @@ from typing import Any
 
 
 class Priority(IntEnum):
-    """What the spool keeps longest when it must drop something (higher = kept longer)."""
+    """What the spool sends first and keeps longest when it must drop something (higher wins)."""
 
     BULK = 0  # periodic telemetry: the next cycle replaces it
     STATE = 1  # host health, device status changes
-    SECURITY = 2  # patches, posture, key notices, node status
+    SECURITY = 2  # patches, posture, node status
+    TRUST = 3  # key rotation notices: consumers need one before anything signed by the new key
 
 
 @dataclass(frozen=True)

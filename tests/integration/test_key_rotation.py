@@ -63,3 +63,50 @@ def test_late_consumer_follows_a_rotation_from_the_retained_notice(broker, node_
         consumer.loop_stop()
     # Remembered: a restarted consumer trusts the new key from its own folder.
     assert new_kid in keys.TrustStore.load(trust_dir).keys
+
+
+def test_running_agent_publishes_the_rotation_and_consumers_follow_it(broker, node_key, tmp_path: Path) -> None:
+    """`keygen --rotate` on a node, then the real agent: a consumer that only ever trusted the
+    old key accepts the notice and then the agent's messages signed with the new key."""
+    import signal
+    import subprocess
+    import sys
+
+    key_path, old_key, old_kid = node_key
+    trust_dir = tmp_path / "trust"
+    trust_dir.mkdir()
+    (trust_dir / "press-1.pub").write_bytes(keys.public_pem(old_key.public_key()))
+    config = tmp_path / "agent.toml"
+    config.write_text(f'state_dir = "{tmp_path / "state"}"\n[node]\nid = "press-1"\n[mqtt]\nurl = "{broker.url}"\n'
+                      f'[signing]\nkey_file = "{key_path}"\n[collectors.host]\ninterval = "1s"\n'
+                      '[collectors.patches]\nenabled = false\n[collectors.posture]\nenabled = false\n')
+    rotated = subprocess.run([sys.executable, "-m", "agent.cli", "keygen", "--rotate", "-c", str(config)],
+                             capture_output=True, text=True)
+    assert rotated.returncode == 0, rotated.stderr
+    new_kid = keys.key_id(keys.load_private(key_path).public_key())
+    assert new_kid != old_kid
+
+    verifier = Verifier(keys.TrustStore.load(trust_dir))
+    verdicts: list[envelope.Verdict] = []
+    consumer = mqtt.Client(CallbackAPIVersion.VERSION2)
+    consumer.on_connect = lambda c, u, f, reason, p: c.subscribe("edge/#", qos=1)
+    consumer.on_message = lambda c, u, m: verdicts.append(verifier.check(m.payload, m.topic))
+    consumer.connect("127.0.0.1", broker.port)
+    consumer.loop_start()
+    agent = subprocess.Popen([sys.executable, "-m", "agent.cli", "run", "-c", str(config)],
+                             stdout=subprocess.DEVNULL, stderr=(tmp_path / "agent.log").open("wb"))
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any(
+                v.valid and v.fields["kind"] == "host" for v in verdicts):
+            time.sleep(0.1)
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        agent.wait(30)
+        consumer.disconnect()
+        consumer.loop_stop()
+    assert all(v.valid for v in verdicts), [(v.reason, v.detail) for v in verdicts if not v.valid]
+    kinds = [(v.fields["kind"], v.fields["kid"]) for v in verdicts]
+    assert ("key", old_kid) in kinds, kinds
+    assert ("host", new_kid) in kinds, kinds
+    assert not rotation.notice_path(key_path).exists()  # published once, not at every start

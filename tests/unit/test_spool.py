@@ -140,7 +140,7 @@ def test_ack_of_unknown_ids_is_harmless_and_stats_track_acks(tmp_path: Path) -> 
     assert spool.ack([ids[0], ids[0], 999]) == 1
     stats = spool.stats()
     assert (stats.depth, stats.acked, stats.last_ack_ms) == (2, 1, 5_000)
-    assert stats.depth_by_priority == {"bulk": 2, "state": 0, "security": 0}
+    assert stats.depth_by_priority == {"bulk": 2, "state": 0, "security": 0, "trust": 0}
 
 
 def test_stats_can_be_read_without_the_daemon(tmp_path: Path) -> None:
@@ -166,3 +166,14 @@ def test_byte_total_matches_the_database(tmp_path: Path, sizes: list[int]) -> No
     for n, size in enumerate(sizes):
         spool.put(message("a", n, Priority(n % 3), size=size))
     assert spool.bytes == spool.stats().bytes <= 1500
+
+
+def test_a_rotation_notice_leads_the_batch_whatever_the_stream_turn(tmp_path):
+    # Consumers must see the notice before any message signed with the new key.
+    spool = Spool(tmp_path / "spool.db", max_bytes=10**6, max_age_s=3600)
+    for _ in range(3):
+        spool.next_batch({}, 10)  # advance the equal-priority turn
+    spool.put_many([Message("edge/n/status", b"birth", "status", Priority.SECURITY, True),
+                    Message("edge/n/key", b"notice", "key", Priority.TRUST, True)])
+    for _ in range(3):
+        assert spool.next_batch({}, 10)[0].payload == b"notice"

@@ -29,11 +29,11 @@ def test_report_combines_spool_session_and_daemon_snapshot(tmp_path: Path) -> No
     report = status_cmd.gather(tmp_path)
     assert report["running"]
     assert report["spool"]["depth"] == 4 and report["spool"]["held"] == 1
-    assert report["spool"]["depth_by_priority"] == {"bulk": 0, "state": 3, "security": 1}
+    assert report["spool"]["depth_by_priority"] == {"bulk": 0, "state": 3, "security": 1, "trust": 0}
     assert report["session"]["run"] == 1
     text = status_cmd.render(report, now_ms=5000)
     assert "disconnected (connect: refused)" in text
-    assert "4 queued (bulk 0, state 3, security 1; 1 held Will)" in text
+    assert "4 queued (bulk 0, state 3, security 1, trust 0; 1 held Will)" in text
     assert "modbus/press" in text and "failing, last ok never, last error: TimeoutError()" in text
 
 
