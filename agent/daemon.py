@@ -28,7 +28,7 @@ from agent.collectors.base import Collector
 from agent.config import Config
 from agent.publisher import Lifecycle, Publisher, PublisherError, read_password, tls_context
 from agent.reading import Priority, Reading
-from agent.schedule import next_tick
+from agent.schedule import next_tick, spread_phases
 from agent.sdnotify import Notifier, watchdog_interval
 from agent.session import Session
 from agent.spool import Message, Spool
@@ -111,10 +111,17 @@ def reported_state(readings: list[Reading]) -> tuple[str, str] | None:
 
 
 async def run_collector(collector: Collector, emit: Callable[[list[Reading]], None], stop: asyncio.Event,
-                        clock: Callable[[], float] = time.monotonic, health: CollectorHealth | None = None) -> None:
-    """Run `collector` on its grid until `stop` is set; errors are logged and counted."""
+                        clock: Callable[[], float] = time.monotonic, health: CollectorHealth | None = None,
+                        phase: float = 0.0) -> None:
+    """Run `collector` on its grid (first tick `phase` seconds from now) until `stop` is set;
+    errors are logged and counted."""
     health = health or CollectorHealth()
-    start = clock()
+    start = clock() + phase
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=phase)
+        return
+    except TimeoutError:
+        pass
     while not stop.is_set():
         try:
             readings = await asyncio.wait_for(collector.collect(), timeout=max(collector.interval, 10.0))
@@ -286,8 +293,10 @@ class Agent:
         log.info("agent started node=%s collectors=%d session=%s seq_from=%d spool_depth=%d",
                  self.config.node.id, len(self.collectors), self.session.session, self.session.last_seq + 1,
                  self.spool.depth)
-        tasks = [asyncio.create_task(run_collector(c, self.emit, self.stop_event, health=self.health[c.name]),
-                                     name=c.name) for c in self.collectors]
+        phases = spread_phases([c.interval for c in self.collectors])
+        tasks = [asyncio.create_task(run_collector(c, self.emit, self.stop_event, health=self.health[c.name],
+                                                   phase=phase), name=c.name)
+                 for c, phase in zip(self.collectors, phases)]
         tasks.append(asyncio.create_task(self.report(), name="report"))
         tasks.append(asyncio.create_task(self.publish_readiness(), name="readiness"))
         if (interval := watchdog_interval()) is not None:

@@ -31,7 +31,7 @@ from agent.config import validate
 from agent.envelope import seal
 from agent.modbus.collector import ModbusCollector, build_all
 from agent.modbus.transports import Backoff
-from agent.schedule import next_tick
+from agent.schedule import next_tick, spread_phases
 
 TYPES = [("uint16", 1), ("int16", 1), ("float32", 2), ("float32", 2), ("uint32", 2), ("float64", 4)]
 
@@ -127,8 +127,8 @@ async def grid_run(collectors: list[ModbusCollector], interval: float, ticks: in
                    stagger: bool = False) -> tuple[dict[str, list[float]], dict[str, int]]:
     """Each collector on its own task on a grid; lateness of every start, cycles done.
 
-    With `stagger`, collector i's grid is shifted by i/len of the interval, so devices do
-    not all wake at the same instant (a phase offset a daemon can choose per collector).
+    With `stagger`, the grids are shifted by the daemon's own `spread_phases`, so devices do
+    not all wake at the same instant.
     """
     base = time.monotonic() + interval
     end = base + ticks * interval
@@ -145,7 +145,7 @@ async def grid_run(collectors: list[ModbusCollector], interval: float, ticks: in
             done[c.name] += 1
             tick = next_tick(start, interval, time.monotonic())
 
-    phases = [(i / len(collectors)) * interval if stagger else 0.0 for i in range(len(collectors))]
+    phases = spread_phases([interval] * len(collectors)) if stagger else [0.0] * len(collectors)
     await asyncio.gather(*(loop(c, phase) for c, phase in zip(collectors, phases)))
     return lateness, done
 

@@ -26,3 +26,20 @@ def test_next_tick_is_the_first_grid_point_after_now(start, interval, elapsed):
     assert abs(tick - (start + k * interval)) <= 1e-6 * max(1.0, tick)
     assert tick > now - 1e-6 * max(1.0, now)
     assert tick - interval <= now + 1e-6 * max(1.0, now)
+
+
+def test_collectors_sharing_an_interval_are_spread_across_it():
+    from agent.schedule import spread_phases
+
+    assert spread_phases([1.0, 1.0, 1.0, 1.0, 30.0]) == [0.0, 0.25, 0.5, 0.75, 0.0]
+    assert spread_phases([]) == []
+
+
+@given(st.lists(st.sampled_from([0.5, 1.0, 5.0, 30.0]), max_size=50))
+def test_phases_lie_within_their_interval_and_never_coincide(intervals):
+    from agent.schedule import spread_phases
+
+    phases = spread_phases(intervals)
+    assert all(0.0 <= phase < interval for phase, interval in zip(phases, intervals))
+    pairs = list(zip(intervals, phases))
+    assert len(set(pairs)) == len(pairs)
