@@ -19,8 +19,6 @@ N is 100,000 (10,000 with --quick, which finishes within 30 s).
 from __future__ import annotations
 
 import argparse
-import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -37,25 +35,9 @@ sys.path.insert(0, str(ROOT))
 from agent import envelope, keys, spool  # noqa: E402
 from agent.reading import Priority  # noqa: E402
 from agent.spool import Message, Spool  # noqa: E402
+from simulators.mosquitto import PrivateMosquitto  # noqa: E402
 
 WINDOW = 64  # the default [spool] inflight
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_port(port: int, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"no broker on port {port}")
 
 
 def signed_messages(private_key, kid: str, count: int, distinct: int = 500) -> list[Message]:
@@ -175,9 +157,6 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="10,000-message backlog instead of 100,000")
     args = parser.parse_args()
     count = 10_000 if args.quick else 100_000
-    if shutil.which("mosquitto") is None:
-        print("mosquitto is not installed", file=sys.stderr)
-        return 1
     with tempfile.TemporaryDirectory(prefix="bench-delivery-") as tmp:
         directory = Path(tmp)
         key_path = directory / "node.key"
@@ -187,13 +166,9 @@ def main() -> int:
               + (" (--quick: the full run uses 100,000)" if args.quick else ""))
 
         writes = bench_writes(directory, messages[: min(count, 20_000)])
-        port = free_port()
-        (directory / "mosquitto.conf").write_text(f"user root\nlistener {port} 127.0.0.1\nallow_anonymous true\n"
-                                                  "max_queued_messages 0\n")
-        broker = subprocess.Popen(["mosquitto", "-c", str(directory / "mosquitto.conf")],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        broker = PrivateMosquitto.in_folder(directory / "broker", "max_queued_messages 0\n").start()
+        port = broker.port
         try:
-            wait_for_port(port)
             bare = bare_paho_rate(port, messages)
             drain_dir, idle_dir = directory / "drain", directory / "idle"
             drain_dir.mkdir()
@@ -201,8 +176,7 @@ def main() -> int:
             seconds, peak = run_agent_drain(drain_dir, port, key_path, messages)
             _, idle_peak = run_agent_drain(idle_dir, port, key_path, [])
         finally:
-            broker.terminate()
-            broker.wait(10)
+            broker.stop()
 
     drain = count / seconds
     print(f"spool writes, one transaction each: normal {writes['normal']:,.0f}/s, full {writes['full']:,.0f}/s; "
