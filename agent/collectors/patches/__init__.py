@@ -80,6 +80,13 @@ def scan(backend: str, root: Path, now_ms: int) -> Scan:
         return Scan(backend, [], f"{type(exc).__name__}: {exc}", now_ms)
 
 
+def read_installed(root: Path) -> dict[str, Any]:
+    try:
+        return deb822.read_dpkg_status((root / "var/lib/dpkg/status").read_text(errors="replace"))
+    except OSError:
+        return {}
+
+
 def build_body(
     *,
     scan_result: Scan,
@@ -92,12 +99,7 @@ def build_body(
     """The patches reading body: see docs/patches.md for every field."""
     now_ms = int(now.timestamp() * 1000)
     is_apt = scan_result.backend in ("python-apt", "apt-get")
-    installed = None
-    if is_apt:
-        try:
-            installed = deb822.read_dpkg_status((root / "var/lib/dpkg/status").read_text(errors="replace"))
-        except OSError:
-            installed = {}
+    installed = read_installed(root) if is_apt else None
     if scan_result.backend == "dnf":
         freshness = dnf.dnf_freshness(scan_result.dnf_metadata_ms, now_ms, config.stale_after)
     else:
@@ -142,6 +144,7 @@ class PatchesCollector:
         root: Path,
         state_dir: Path | None,
         clock: Callable[[], float] = time.time,
+        scanner: Callable[[str, Path, int], Scan] | None = None,
     ):
         self.config = config
         self.maintenance = maintenance
@@ -151,6 +154,9 @@ class PatchesCollector:
         self.backend = choose_backend(config.backend, root)
         self.first_seen = FirstSeen(None if state_dir is None else state_dir / "patches-first-seen.json")
         self._last: tuple[tuple[float, ...], float, Scan] | None = None
+        if scanner is None:
+            from agent.collectors.patches.isolated import scan_in_child as scanner  # imports this module
+        self.scanner = scanner
 
     def read_once(self) -> Reading:
         now = self.clock()
@@ -162,7 +168,7 @@ class PatchesCollector:
             or self._last[2].error is not None
         ):
             started = time.monotonic()
-            self._last = (signature, now, scan(self.backend, self.root, int(now * 1000)))
+            self._last = (signature, now, self.scanner(self.backend, self.root, int(now * 1000)))
             log.info(
                 "package scan backend=%s updates=%d seconds=%.2f",
                 self.backend,
