@@ -35,7 +35,7 @@ from agent.board.state import FleetState  # noqa: E402
 from agent.reading import Reading  # noqa: E402
 from agent.readiness_config import Asset, Policy  # noqa: E402
 from agent.verify import Verifier  # noqa: E402
-from simulators.drill import Mosquitto  # noqa: E402
+from simulators.mosquitto import PrivateMosquitto  # noqa: E402
 from simulators.signed_node import SimNode, Wire  # noqa: E402
 
 POLICY = Policy(devices={"plc-1": Asset("critical", "Line", 900.0), "meter-1": Asset("supporting", "Energy", 3600.0)})
@@ -126,9 +126,7 @@ def main() -> int:
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="bench-fleet-") as tmp:
-        broker = Mosquitto(Path(tmp))
-        broker.config.write_text(broker.config.read_text() + "max_queued_messages 0\nmax_inflight_messages 0\n")
-        broker.start()
+        broker = PrivateMosquitto.in_folder(Path(tmp), "max_queued_messages 0\nmax_inflight_messages 0\n").start()
         board = Board(f"mqtt://127.0.0.1:{broker.port}", trust, serve_http=False, tick_s=5.0,
                       max_skew_s=3600.0).start()
         context = multiprocessing.get_context("fork")
