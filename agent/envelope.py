@@ -256,8 +256,8 @@ def open_envelope(
     if fields["alg"] != ALGORITHM:
         return Verdict(False, UNSUPPORTED_ALGORITHM, f"alg {fields['alg']!r}"[:80], fields)
     kid = fields["kid"]
-    if kid in trust.revoked:
-        return Verdict(False, REVOKED_KEY, f"key {kid} is revoked", fields)
+    if trust.is_revoked(kid):
+        return Verdict(False, REVOKED_KEY, f"key {kid} is revoked (or was announced by a revoked key)", fields)
     trusted = trust.keys.get(kid)
     if trusted is None:
         return Verdict(False, UNKNOWN_KEY, f"key {kid[:64]!r} is not in the trust store", fields)

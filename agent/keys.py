@@ -84,6 +84,7 @@ def load_public(path: Path) -> Ed25519PublicKey:
 class TrustedKey:
     public_key: Ed25519PublicKey
     nodes: frozenset[str] | None = None  # None: any node id may use this key (tests, demos)
+    announced_by: str | None = None  # kid whose signed rotation notice introduced this key
 
 
 REVOCATION_FILE = "revoked"
@@ -115,14 +116,30 @@ class TrustStore:
     keys: dict[str, TrustedKey] = field(default_factory=dict)
     revoked: set[str] = field(default_factory=set)
 
-    def add(self, public_key: Ed25519PublicKey, nodes: frozenset[str] | None = None) -> str:
+    def add(self, public_key: Ed25519PublicKey, nodes: frozenset[str] | None = None,
+            announced_by: str | None = None) -> str:
         """Trust `public_key` for `nodes` as well as for any nodes it already speaks for."""
         kid = key_id(public_key)
         known = self.keys.get(kid)
         if known is not None:
             nodes = None if known.nodes is None or nodes is None else known.nodes | nodes
-        self.keys[kid] = TrustedKey(public_key, nodes)
+            announced_by = known.announced_by if announced_by is None else announced_by
+        self.keys[kid] = TrustedKey(public_key, nodes, announced_by)
         return kid
+
+    def is_revoked(self, kid: str) -> bool:
+        """Revoked itself, or learned from a rotation notice signed by a revoked key (or by one
+        learned so, and so on): whoever stole a key cannot escape its revocation by rotating."""
+        seen: set[str] = set()
+        while kid not in seen:
+            if kid in self.revoked:
+                return True
+            seen.add(kid)
+            known = self.keys.get(kid)
+            if known is None or known.announced_by is None:
+                return False
+            kid = known.announced_by
+        return False
 
     @classmethod
     def load(cls, directory: Path) -> "TrustStore":
@@ -132,7 +149,9 @@ class TrustStore:
         for pub in sorted(directory.glob("*.pub")):
             store.add(load_public(pub), frozenset({pub.name.removesuffix(".pub")}))
         for pub in sorted(directory.glob("*/*.pub")):
-            store.add(load_public(pub), frozenset({pub.parent.name}))
+            parent = pub.with_suffix(ANNOUNCED_BY_SUFFIX)
+            announced_by = parent.read_text().strip() if parent.exists() else None
+            store.add(load_public(pub), frozenset({pub.parent.name}), announced_by)
         revocations = directory / REVOCATION_FILE
         if revocations.exists():
             try:
@@ -143,11 +162,24 @@ class TrustStore:
         return store
 
 
-def write_trusted(directory: Path, node: str, public_key: Ed25519PublicKey) -> Path:
-    """Record `public_key` as a key of `node` in a trust store folder; atomic, idempotent."""
+ANNOUNCED_BY_SUFFIX = ".announced-by"
+
+
+def write_trusted(directory: Path, node: str, public_key: Ed25519PublicKey, announced_by: str | None = None) -> Path:
+    """Record `public_key` as a key of `node` in a trust store folder; atomic, idempotent.
+
+    `announced_by` (the kid whose rotation notice introduced it) goes beside it in
+    `<kid>.announced-by`, so revoking that kid later revokes this key too.
+    """
     path = directory / node / f"{key_id(public_key)}.pub"
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
-    temporary.write_bytes(public_pem(public_key))
-    os.replace(temporary, path)
+    if announced_by is not None:
+        _write_atomic(path.with_suffix(ANNOUNCED_BY_SUFFIX), f"{announced_by}\n".encode())
+    _write_atomic(path, public_pem(public_key))
     return path
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    temporary = path.with_suffix(".tmp")
+    temporary.write_bytes(data)
+    os.replace(temporary, path)

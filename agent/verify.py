@@ -87,11 +87,11 @@ class Verifier:
         if isinstance(announced, str):
             return replace(verdict, valid=False, reason=envelope.MALFORMED, detail=announced)
         old = self.trust.keys[fields["kid"]]
-        new_kid = self.trust.add(announced, old.nodes)
+        new_kid = self.trust.add(announced, old.nodes, announced_by=fields["kid"])
         if self.trust_dir is not None:
             try:
                 for node in sorted(old.nodes or {fields["node"]}):
-                    keys.write_trusted(self.trust_dir, node, announced)
+                    keys.write_trusted(self.trust_dir, node, announced, announced_by=fields["kid"])
             except OSError as exc:  # still trusted in memory; the retained notice teaches it again
                 log.warning("cannot record rotated key kid=%s trust_dir=%s error=%s", new_kid, self.trust_dir,
                             exc.strerror)

@@ -161,3 +161,40 @@ def test_a_read_only_trust_folder_does_not_stop_a_rotation_being_followed(node_k
     trust.add(old_key.public_key(), frozenset({"press-1"}))
     assert Verifier(trust, trust_dir=blocked).check(notice, topic).valid
     assert keys.key_id(keys.load_private(path).public_key()) in trust.keys
+
+
+def test_revoking_a_key_revokes_the_keys_its_rotation_notices_introduced(node_key, tmp_path: Path) -> None:
+    # A thief with the old key can announce a key of their own; revoking the stolen key must
+    # revoke that one too, in memory and after a consumer restart.
+    path, old_key, old_kid = node_key
+    store_dir = tmp_path / "trust"
+    write_pub(store_dir / "press-1.pub", old_key)
+    clock = lambda: 1_800_000_000.0  # noqa: E731
+    rotation.rotate(path, node="press-1", topic_prefix="edge", clock=clock)
+    topic, notice = rotation.pending_rotation_notice(path)
+    new_key = keys.load_private(path)
+    new_kid = keys.key_id(new_key.public_key())
+    message = envelope.seal(new_key, kid=new_kid, node="press-1", topic="edge/press-1/host", kind="host",
+                            session="s", seq=1, ts_ms=1_800_000_000_000, body={})
+    verifier = Verifier(keys.TrustStore.load(store_dir), trust_dir=store_dir, clock=clock)
+    assert verifier.check(notice, topic).valid
+    assert verifier.check(message, "edge/press-1/host").valid
+
+    verifier.trust.revoked.add(old_kid)
+    assert envelope.open_envelope(message, "edge/press-1/host", verifier.trust).reason == envelope.REVOKED_KEY
+
+    (store_dir / keys.REVOCATION_FILE).write_text(f"{old_kid}  # stolen\n")
+    reloaded = keys.TrustStore.load(store_dir)
+    assert reloaded.keys[new_kid].announced_by == old_kid
+    assert envelope.open_envelope(message, "edge/press-1/host", reloaded).reason == envelope.REVOKED_KEY
+
+
+def test_lineage_cycles_do_not_hang_the_revocation_check() -> None:
+    a, b = Ed25519PrivateKey.generate().public_key(), Ed25519PrivateKey.generate().public_key()
+    trust = keys.TrustStore()
+    kid_a, kid_b = keys.key_id(a), keys.key_id(b)
+    trust.add(a, announced_by=kid_b)
+    trust.add(b, announced_by=kid_a)
+    assert not trust.is_revoked(kid_a)
+    trust.revoked.add(kid_b)
+    assert trust.is_revoked(kid_a)
