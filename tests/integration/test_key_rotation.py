@@ -3,6 +3,9 @@ new key from the retained notice alone, with nobody touching its trust store."""
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -11,6 +14,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from agent import envelope, keys, rotation
+from agent.consumer import Subscription
 from agent.verify import Verifier
 
 pytestmark = pytest.mark.integration
@@ -68,10 +72,6 @@ def test_late_consumer_follows_a_rotation_from_the_retained_notice(broker, node_
 def test_running_agent_publishes_the_rotation_and_consumers_follow_it(broker, node_key, tmp_path: Path) -> None:
     """`keygen --rotate` on a node, then the real agent: a consumer that only ever trusted the
     old key accepts the notice and then the agent's messages signed with the new key."""
-    import signal
-    import subprocess
-    import sys
-
     key_path, old_key, old_kid = node_key
     trust_dir = tmp_path / "trust"
     trust_dir.mkdir()
@@ -86,25 +86,19 @@ def test_running_agent_publishes_the_rotation_and_consumers_follow_it(broker, no
     new_kid = keys.key_id(keys.load_private(key_path).public_key())
     assert new_kid != old_kid
 
-    verifier = Verifier(keys.TrustStore.load(trust_dir))
     verdicts: list[envelope.Verdict] = []
-    consumer = mqtt.Client(CallbackAPIVersion.VERSION2)
-    consumer.on_connect = lambda c, u, f, reason, p: c.subscribe("edge/#", qos=1)
-    consumer.on_message = lambda c, u, m: verdicts.append(verifier.check(m.payload, m.topic))
-    consumer.connect("127.0.0.1", broker.port)
-    consumer.loop_start()
-    agent = subprocess.Popen([sys.executable, "-m", "agent.cli", "run", "-c", str(config)],
-                             stdout=subprocess.DEVNULL, stderr=(tmp_path / "agent.log").open("wb"))
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not any(
-                v.valid and v.fields["kind"] == "host" for v in verdicts):
-            time.sleep(0.1)
-    finally:
-        agent.send_signal(signal.SIGTERM)
-        agent.wait(30)
-        consumer.disconnect()
-        consumer.loop_stop()
+    with Subscription(broker.url, Verifier(keys.TrustStore.load(trust_dir))) as subscription:
+        assert subscription.subscribed.wait(20)
+        agent = subprocess.Popen([sys.executable, "-m", "agent.cli", "run", "-c", str(config)],
+                                 stdout=subprocess.DEVNULL, stderr=(tmp_path / "agent.log").open("wb"))
+        try:
+            for received in subscription.messages(time.monotonic() + 60):
+                verdicts.append(received.verdict)
+                if received.verdict.valid and received.verdict.fields["kind"] == "host":
+                    break
+        finally:
+            agent.send_signal(signal.SIGTERM)
+            agent.wait(30)
     assert all(v.valid for v in verdicts), [(v.reason, v.detail) for v in verdicts if not v.valid]
     kinds = [(v.fields["kind"], v.fields["kid"]) for v in verdicts]
     assert ("key", old_kid) in kinds, kinds
