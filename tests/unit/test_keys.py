@@ -91,8 +91,10 @@ def test_a_second_rotation_waits_for_the_first_to_be_published(node_key) -> None
     rotation.rotate(path, node="press-1", topic_prefix="edge")
 
 
-def test_consumer_follows_a_rotation_and_remembers_it(node_key, tmp_path: Path, caplog) -> None:
-    path, old_key, _ = node_key
+def rotated_press_1(path: Path, old_key: Ed25519PrivateKey, tmp_path: Path):
+    """Node press-1 rotates from `old_key`; a consumer trusting only the old key, persisting
+    what it learns. Returns (store_dir, notice topic, notice, new kid, a message signed with
+    the new key, the consumer's verifier)."""
     store_dir = tmp_path / "trust"
     write_pub(store_dir / "press-1.pub", old_key)
     clock = lambda: 1_800_000_000.0  # noqa: E731
@@ -103,6 +105,12 @@ def test_consumer_follows_a_rotation_and_remembers_it(node_key, tmp_path: Path, 
     message = envelope.seal(new_key, kid=new_kid, node="press-1", topic="edge/press-1/host", kind="host",
                             session="s", seq=1, ts_ms=1_800_000_000_000, body={})
     verifier = Verifier(keys.TrustStore.load(store_dir), trust_dir=store_dir, clock=clock)
+    return store_dir, topic, notice, new_kid, message, verifier
+
+
+def test_consumer_follows_a_rotation_and_remembers_it(node_key, tmp_path: Path, caplog) -> None:
+    path, old_key, _ = node_key
+    store_dir, topic, notice, new_kid, message, verifier = rotated_press_1(path, old_key, tmp_path)
     assert verifier.check(message, "edge/press-1/host").reason == envelope.UNKNOWN_KEY
     with caplog.at_level(logging.INFO):
         assert verifier.check(notice, topic).valid
@@ -167,16 +175,7 @@ def test_revoking_a_key_revokes_the_keys_its_rotation_notices_introduced(node_ke
     # A thief with the old key can announce a key of their own; revoking the stolen key must
     # revoke that one too, in memory and after a consumer restart.
     path, old_key, old_kid = node_key
-    store_dir = tmp_path / "trust"
-    write_pub(store_dir / "press-1.pub", old_key)
-    clock = lambda: 1_800_000_000.0  # noqa: E731
-    rotation.rotate(path, node="press-1", topic_prefix="edge", clock=clock)
-    topic, notice = rotation.pending_rotation_notice(path)
-    new_key = keys.load_private(path)
-    new_kid = keys.key_id(new_key.public_key())
-    message = envelope.seal(new_key, kid=new_kid, node="press-1", topic="edge/press-1/host", kind="host",
-                            session="s", seq=1, ts_ms=1_800_000_000_000, body={})
-    verifier = Verifier(keys.TrustStore.load(store_dir), trust_dir=store_dir, clock=clock)
+    store_dir, topic, notice, new_kid, message, verifier = rotated_press_1(path, old_key, tmp_path)
     assert verifier.check(notice, topic).valid
     assert verifier.check(message, "edge/press-1/host").valid
 
