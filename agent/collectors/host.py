@@ -111,13 +111,20 @@ class HostCollector:
 
     name = "host"
 
+    # CPU use is a difference of two samples; the first reading waits this long after the
+    # baseline so that `edge-agent collect host` shows it too.
+    FIRST_CPU_WINDOW_S = 0.5
+
     def __init__(self, interval: float) -> None:
         self.interval = interval
         self._cpu_before = psutil.cpu_times()
+        self._cpu_before_at = time.monotonic()
 
     def sample(self) -> dict[str, Any]:
+        time.sleep(max(0.0, self._cpu_before_at + self.FIRST_CPU_WINDOW_S - time.monotonic()))
         now = time.time()
         cpu_after = psutil.cpu_times()
+        self._cpu_before_at = time.monotonic()
         memory = psutil.virtual_memory()
         swap = psutil.swap_memory()
         body: dict[str, Any] = {

@@ -32,6 +32,7 @@ def test_emmc_wear_reads_life_time_files(tmp_path):
 def test_sample_on_this_host_is_sane():
     collector = host.HostCollector(interval=1.0)
     body = collector.sample()
+    assert 0.0 <= body["cpu"]["percent"] <= 100.0  # present from the very first sample
     assert body["memory"]["total_bytes"] >= body["memory"]["available_bytes"] > 0
     assert body["cpu"]["count"] >= 1
     assert body["uptime_s"] >= 0
