@@ -110,6 +110,15 @@ def reported_state(readings: list[Reading]) -> tuple[str, str] | None:
     return None
 
 
+async def stopped_within(stop: asyncio.Event, seconds: float) -> bool:
+    """Sleep up to `seconds`, waking early when `stop` is set; True if it was."""
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=max(0.0, seconds))
+    except TimeoutError:
+        return False
+    return True
+
+
 async def run_collector(collector: Collector, emit: Callable[[list[Reading]], None], stop: asyncio.Event,
                         clock: Callable[[], float] = time.monotonic, health: CollectorHealth | None = None,
                         phase: float = 0.0) -> None:
@@ -117,11 +126,8 @@ async def run_collector(collector: Collector, emit: Callable[[list[Reading]], No
     errors are logged and counted."""
     health = health or CollectorHealth()
     start = clock() + phase
-    try:
-        await asyncio.wait_for(stop.wait(), timeout=phase)
+    if await stopped_within(stop, phase):
         return
-    except TimeoutError:
-        pass
     while not stop.is_set():
         try:
             readings = await asyncio.wait_for(collector.collect(), timeout=max(collector.interval, 10.0))
@@ -139,11 +145,7 @@ async def run_collector(collector: Collector, emit: Callable[[list[Reading]], No
             if health.state != "offline":  # an offline device is not "ok" just because we asked
                 health.last_ok_ms = now_ms()
             emit(readings)
-        tick = next_tick(start, collector.interval, clock())
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=max(0.0, tick - clock()))
-        except TimeoutError:
-            pass
+        await stopped_within(stop, next_tick(start, collector.interval, clock()) - clock())
 
 
 class Agent:
@@ -225,12 +227,7 @@ class Agent:
 
     async def report(self) -> None:
         """Every report interval: expire old messages, publish the node's status, update status.json."""
-        while not self.stop_event.is_set():
-            try:
-                await asyncio.wait_for(self.stop_event.wait(), timeout=self.config.spool.report_interval)
-                return
-            except TimeoutError:
-                pass
+        while not await stopped_within(self.stop_event, self.config.spool.report_interval):
             self.spool.expire()
             self.emit([self.status_reading("online", "periodic")])
             write_runtime(self.config.state_dir, self.runtime_snapshot())
@@ -238,12 +235,7 @@ class Agent:
 
     async def publish_readiness(self) -> None:
         """Every readiness interval: the agent's own retained verdict (agent.readiness)."""
-        while not self.stop_event.is_set():
-            try:
-                await asyncio.wait_for(self.stop_event.wait(), timeout=self.config.readiness.interval)
-                return
-            except TimeoutError:
-                pass
+        while not await stopped_within(self.stop_event, self.config.readiness.interval):
             self.emit([readiness.verdict_reading(self.latest, self.config, now_ms())])
 
     async def watchdog(self, interval: float) -> None:
@@ -252,10 +244,7 @@ class Agent:
                 self.notifier.watchdog()
             else:
                 log.error("publisher thread is not making progress; withholding the watchdog ping")
-            try:
-                await asyncio.wait_for(self.stop_event.wait(), timeout=interval)
-            except TimeoutError:
-                pass
+            await stopped_within(self.stop_event, interval)
 
     def request_reload(self) -> None:
         """SIGHUP: load the config file again; keep running on the old one if it is unusable."""
