@@ -27,7 +27,7 @@ from agent import config as config_mod
 from agent import keys, logsetup
 from agent.consumer import Subscription
 from agent.demo_view import PlantView
-from agent.localnet import free_port, wait_for_port
+from simulators.localnet import free_port, wait_for_port
 from agent.verify import Verifier
 
 log = logging.getLogger(__name__)

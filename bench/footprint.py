@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from agent import demo, keys  # noqa: E402
-from agent.localnet import free_port, wait_for_port  # noqa: E402
+from simulators.localnet import free_port, wait_for_port  # noqa: E402
 
 
 def write_config(state: Path, broker_port: int, ports: dict[int, int]) -> Path:

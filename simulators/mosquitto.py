@@ -12,7 +12,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.localnet import free_port, wait_for_port
+from simulators.localnet import free_port, wait_for_port
 
 
 def mosquitto_binary() -> str:

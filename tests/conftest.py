@@ -1,6 +1,6 @@
 """Fixtures shared by unit and integration tests: node keys and private Mosquitto brokers.
 
-Ports: `agent.localnet.free_port` / `wait_for_port`."""
+Ports: `simulators.localnet.free_port` / `wait_for_port`."""
 
 from __future__ import annotations
 

@@ -25,7 +25,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from agent.config import MqttConfig
 from agent.publisher import tls_context
-from agent.localnet import free_port, wait_for_port
+from simulators.localnet import free_port, wait_for_port
 
 pytestmark = pytest.mark.integration
 

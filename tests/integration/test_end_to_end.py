@@ -18,7 +18,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from agent.consumer import Subscription
 from agent.keys import TrustStore
 from agent.verify import Verifier
-from agent.localnet import free_port, wait_for_port
+from simulators.localnet import free_port, wait_for_port
 
 pytestmark = pytest.mark.integration
 
