@@ -30,7 +30,7 @@ def _load_config(path: Path):
 
 def cmd_run(args: argparse.Namespace) -> int:
     from agent import daemon, logsetup
-    from agent.keys import KeyError_
+    from agent.trust.keys import KeyError_
 
     config = _load_config(args.config)
     logsetup.setup(args.log_level)
@@ -48,7 +48,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
-    from agent import keys, rotation
+    from agent.trust import keys, rotation
 
     if args.rotate:
         config = _load_config(args.config or DEFAULT_CONFIG)
@@ -75,9 +75,9 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from agent.consumer import Subscription
-    from agent.envelope import DUPLICATE
-    from agent.keys import KeyError_, TrustStore
-    from agent.verify import Verifier
+    from agent.trust.envelope import DUPLICATE
+    from agent.trust.keys import KeyError_, TrustStore
+    from agent.trust.verify import Verifier
 
     try:
         verifier = Verifier(TrustStore.load(args.trust))  # rotations followed in memory only
@@ -156,7 +156,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_board(args: argparse.Namespace) -> int:
     from agent import board, logsetup
-    from agent.keys import KeyError_
+    from agent.trust.keys import KeyError_
 
     logsetup.setup(args.log_level)
     try:

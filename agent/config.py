@@ -15,11 +15,11 @@ from urllib.parse import urlsplit
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic.functional_validators import AfterValidator
 
-from agent.config_types import Name, PositiveDuration, Section
+from agent.core.settings import Name, PositiveDuration, Section
 from agent.collectors.patches.config import MaintenanceConfig, PatchesConfig, PostureConfig
 from agent.modbus.config import ModbusConfig
-from agent.readiness_config import ReadinessConfig
-from agent.spool_config import SpoolConfig
+from agent.readiness.policy import ReadinessConfig
+from agent.delivery.config import SpoolConfig
 
 
 def _resolve(value: Path, info: ValidationInfo) -> Path:

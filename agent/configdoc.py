@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from agent.config import Config
-from agent.config_types import parse_duration
+from agent.core.settings import parse_duration
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
 BEGIN = "<!-- BEGIN GENERATED REFERENCE (python -m agent.configdoc --write) -->"

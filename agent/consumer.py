@@ -1,7 +1,7 @@
 """Consumer side: subscribe to the agents' topics and verify every message.
 
 Used by `edge-agent verify`, the demo's live view and (for its client setup) the board. The
-verification is `agent.verify.Verifier` (the pure `open_envelope` plus the replay guard and
+verification is `agent.trust.verify.Verifier` (the pure `open_envelope` plus the replay guard and
 key rotations); this module is the MQTT shell around it.
 """
 
@@ -19,8 +19,8 @@ from urllib.parse import urlsplit
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from agent import envelope
-from agent.verify import Verifier
+from agent.trust import envelope
+from agent.trust.verify import Verifier
 
 TlsFiles = tuple[str | None, str | None, str | None]
 """(CA bundle, client certificate, its key) for mqtts:// brokers."""

@@ -22,16 +22,19 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from agent import __version__, envelope, keys, readiness, rotation, spool
+from agent import __version__
+from agent.trust import envelope, keys, rotation
+from agent.readiness import model as readiness
+from agent.delivery import spool
 from agent import config as config_mod
 from agent.collectors.base import Collector
 from agent.config import Config
-from agent.publisher import Lifecycle, Publisher, PublisherError, read_password, tls_context
-from agent.reading import Priority, Reading
-from agent.schedule import next_tick, spread_phases
+from agent.delivery.publisher import Lifecycle, Publisher, PublisherError, read_password, tls_context
+from agent.core.reading import Priority, Reading
+from agent.core.schedule import next_tick, spread_phases
 from agent.sdnotify import Notifier, watchdog_interval
-from agent.session import Session
-from agent.spool import Message, Spool
+from agent.delivery.session import Session
+from agent.delivery.spool import Message, Spool
 from agent.status_cmd import write_runtime
 
 log = logging.getLogger(__name__)
@@ -234,7 +237,7 @@ class Agent:
             self.notifier.status(self.status_text())
 
     async def publish_readiness(self) -> None:
-        """Every readiness interval: the agent's own retained verdict (agent.readiness)."""
+        """Every readiness interval: the agent's own retained verdict (agent.readiness.model)."""
         while not await stopped_within(self.stop_event, self.config.readiness.interval):
             self.emit([readiness.verdict_reading(self.latest, self.config, now_ms())])
 

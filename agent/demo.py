@@ -24,11 +24,12 @@ from importlib import resources
 from pathlib import Path
 
 from agent import config as config_mod
-from agent import keys, logsetup
+from agent.trust import keys
+from agent import logsetup
 from agent.consumer import Subscription
 from agent.demo_view import PlantView
 from simulators.localnet import free_port, wait_for_port
-from agent.verify import Verifier
+from agent.trust.verify import Verifier
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agent import session, spool
+from agent.delivery import session, spool
 
 RUNTIME_FILE = "status.json"
 

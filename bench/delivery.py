@@ -1,7 +1,7 @@
 """Delivery benchmark: spool write rate, backlog drain rate to a local Mosquitto, and the
 agent's peak memory while draining a backlog.
 
-  - spool writes: signed ~600-byte messages into agent.spool.Spool, one transaction per
+  - spool writes: signed ~600-byte messages into agent.delivery.spool.Spool, one transaction per
     message with sync="normal" (the default) and sync="full", and in batches of 100
     (one collector cycle); the ratio full/normal shows what fsync per write costs here;
   - drain: a backlog of N pre-signed messages is written into a state directory, then the
@@ -32,9 +32,10 @@ from paho.mqtt.enums import CallbackAPIVersion
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from agent import envelope, keys, spool  # noqa: E402
-from agent.reading import Priority  # noqa: E402
-from agent.spool import Message, Spool  # noqa: E402
+from agent.trust import envelope, keys  # noqa: E402
+from agent.delivery import spool
+from agent.core.reading import Priority  # noqa: E402
+from agent.delivery.spool import Message, Spool  # noqa: E402
 from simulators.mosquitto import PrivateMosquitto  # noqa: E402
 
 WINDOW = 64  # the default [spool] inflight

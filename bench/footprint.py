@@ -23,7 +23,8 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from agent import demo, keys  # noqa: E402
+from agent import demo  # noqa: E402
+from agent.trust import keys
 from simulators.localnet import free_port, wait_for_port  # noqa: E402
 
 

@@ -6,7 +6,7 @@ Prints, ending with `name: value unit` lines:
   - agent CPU per 1,000 points: decode + seal alone, and a full cycle (pymodbus client,
     decode, body, seal), measured with process CPU time while the simulators run in a
     separate process;
-  - p50/p99 lateness of poll starts against a 1 s grid (agent.schedule.next_tick, as the
+  - p50/p99 lateness of poll starts against a 1 s grid (agent.core.schedule.next_tick, as the
     daemon schedules), first with all devices healthy, then with one dead device added,
     then with each device's grid shifted by a phase so they do not all wake at once;
   - the healthy devices' cadence (completed cycles per grid tick) with the dead device
@@ -28,10 +28,10 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.config import validate
-from agent.envelope import seal
+from agent.trust.envelope import seal
 from agent.modbus.collector import ModbusCollector, build_all
 from agent.modbus.transports import Backoff
-from agent.schedule import next_tick, spread_phases
+from agent.core.schedule import next_tick, spread_phases
 
 TYPES = [("uint16", 1), ("int16", 1), ("float32", 2), ("float32", 2), ("uint32", 2), ("float64", 4)]
 
@@ -201,7 +201,7 @@ async def run(n: int, m: int, ticks: int, cycles: int) -> dict[str, tuple[float,
     for read in poller.reads:
         recorded[read] = await poller.line.read(1, read.table, read.start, read.count, 1.0)
     from agent.modbus.poller import _Cycle
-    from agent.reading import Priority, Reading
+    from agent.core.reading import Priority, Reading
 
     rounds = 400 if cycles < 10 else 2000
     cpu0 = time.process_time()

@@ -23,8 +23,8 @@ sys.path.insert(0, str(ROOT))
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
 
-from agent import envelope, keys  # noqa: E402
-from agent.verify import Verifier  # noqa: E402
+from agent.trust import envelope, keys  # noqa: E402
+from agent.trust.verify import Verifier  # noqa: E402
 
 TOPIC = "edge/press-1/modbus/plc1"
 

@@ -28,12 +28,12 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent import keys
+from agent.trust import keys
 from agent.board import Board
-from agent.config_types import parse_duration
-from agent.reading import Reading
-from agent.readiness import human
-from agent.readiness_config import Asset, Policy
+from agent.core.settings import parse_duration
+from agent.core.reading import Reading
+from agent.readiness.model import human
+from agent.readiness.policy import Asset, Policy
 from simulators.faults import Fault
 from simulators.mosquitto import PrivateMosquitto
 from simulators.plc import Simulator, load_profile

@@ -4,7 +4,7 @@ Where a real panel PC's state cannot be produced on demand (pending security upd
 CPU, a failed hardening check), a `SimNode` holds that state as plain message bodies and
 seals them with its own Ed25519 key exactly as the agent does. Its Modbus devices can poll a
 real PLC simulator (`endpoint`), so "the PLC stops answering" is a real Modbus failure.
-The node's own retained verdict comes from the agent's `agent.readiness.policy_reading`.
+The node's own retained verdict comes from the agent's `agent.readiness.model.policy_reading`.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from agent import envelope, keys
-from agent.reading import Reading
-from agent.readiness import policy_reading
-from agent.readiness_config import Policy
+from agent.trust import envelope, keys
+from agent.core.reading import Reading
+from agent.readiness.model import policy_reading
+from agent.readiness.policy import Policy
 
 Message = tuple[str, bytes, bool]  # topic, payload, retain
 

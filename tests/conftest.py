@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent import keys
+from agent.trust import keys
 from simulators.mosquitto import PrivateMosquitto, mosquitto_binary
 
 

@@ -15,11 +15,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from agent import keys
+from agent.trust import keys
 from agent.board.feed import Feed
 from agent.board.server import make_server
 from agent.board.state import FleetState
-from agent.verify import Verifier
+from agent.trust.verify import Verifier
 
 log = logging.getLogger(__name__)
 

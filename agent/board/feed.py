@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from agent.board.state import FleetState
 from agent.consumer import consumer_client
-from agent.verify import Verifier
+from agent.trust.verify import Verifier
 
 log = logging.getLogger(__name__)
 

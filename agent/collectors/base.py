@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from agent.reading import Reading
+from agent.core.reading import Reading
 
 
 class Collector(Protocol):

@@ -19,7 +19,7 @@ import psutil
 
 from agent.clock import read_clock
 from agent.config import Config
-from agent.reading import Priority, Reading
+from agent.core.reading import Priority, Reading
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from agent.clock import STA_UNSYNC, ClockState, read_clock
 from agent.collectors.patches import deb822, system
 from agent.collectors.patches.config import PostureConfig
-from agent.reading import Priority, Reading
+from agent.core.reading import Priority, Reading
 
 if TYPE_CHECKING:
     from agent.config import Config

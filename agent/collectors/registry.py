@@ -10,7 +10,7 @@ from typing import Any
 
 from agent.collectors.base import Collector
 from agent.config import Config, validate
-from agent.reading import Reading
+from agent.core.reading import Reading
 
 # name -> module with `build(config, *, root) -> Collector`
 MODULES = {"host": "agent.collectors.host", "patches": "agent.collectors.patches",

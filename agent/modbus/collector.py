@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from agent.modbus.poller import DevicePoller, wall_ms
 from agent.modbus.transports import Backoff, Lines
-from agent.reading import Priority, Reading
+from agent.core.reading import Priority, Reading
 
 
 @dataclass

@@ -13,10 +13,10 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from agent.config_types import Duration, Name, PositiveDuration, Section
+from agent.core.settings import Duration, Name, PositiveDuration, Section
 from agent.modbus.codec import ByteOrder, DataType, PointCodec
 from agent.modbus.planner import BIT_TABLES, PROTOCOL_MAX_BITS, PROTOCOL_MAX_REGISTERS, Limits, Span
-from agent.readiness_config import AssetReadiness
+from agent.readiness.policy import AssetReadiness
 
 Table = Literal["coil", "discrete", "input", "holding"]
 Addressing = Literal["zero_based", "modicon"]

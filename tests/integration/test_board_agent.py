@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from agent import keys
+from agent.trust import keys
 from agent.board import Board
 from simulators.faults import Fault
 

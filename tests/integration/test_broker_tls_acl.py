@@ -24,7 +24,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from paho.mqtt.enums import CallbackAPIVersion
 
 from agent.config import MqttConfig
-from agent.publisher import tls_context
+from agent.delivery.publisher import tls_context
 from simulators.localnet import free_port, wait_for_port
 
 pytestmark = pytest.mark.integration
@@ -139,7 +139,7 @@ def plant(tmp_path: Path) -> Iterator[Plant]:
 
 
 class Client:
-    """A paho client set up exactly as the agent does it (agent.publisher.tls_context)."""
+    """A paho client set up exactly as the agent does it (agent.delivery.publisher.tls_context)."""
 
     def __init__(self, config: MqttConfig, client_id: str, protocol: int = mqtt.MQTTv311) -> None:
         self.config = config

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from agent import spool
+from agent.delivery import spool
 from delivery_harness import DURABLE_BROKER, AgentProcess, Recorder, statuses, wait_until
 
 pytestmark = pytest.mark.integration

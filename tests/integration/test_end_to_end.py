@@ -16,8 +16,8 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from agent.consumer import Subscription
-from agent.keys import TrustStore
-from agent.verify import Verifier
+from agent.trust.keys import TrustStore
+from agent.trust.verify import Verifier
 from simulators.localnet import free_port, wait_for_port
 
 pytestmark = pytest.mark.integration
@@ -126,7 +126,7 @@ def publish_raw(broker_url: str, topic: str, payload: bytes) -> None:
 
 
 def test_verify_rejects_changed_body_moved_topic_and_forged_signature(tmp_path, broker, node_key):
-    from agent import envelope
+    from agent.trust import envelope
 
     key_path, private_key, kid = node_key
     topic = f"edge/{NODE}/host"

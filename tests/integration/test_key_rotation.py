@@ -13,9 +13,9 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from agent import envelope, keys, rotation
+from agent.trust import envelope, keys, rotation
 from agent.consumer import Subscription
-from agent.verify import Verifier
+from agent.trust.verify import Verifier
 
 pytestmark = pytest.mark.integration
 

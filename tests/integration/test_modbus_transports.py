@@ -10,10 +10,10 @@ import tomllib
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent.envelope import seal
+from agent.trust.envelope import seal
 from agent.modbus.collector import build_all
 from agent.modbus.transports import READ_FUNCTION_CODES, ReadOnlyViolation
-from agent.reading import Priority
+from agent.core.reading import Priority
 from simulators.plc import PROFILE_DIR
 
 pytestmark = pytest.mark.integration

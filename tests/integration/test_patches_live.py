@@ -14,7 +14,7 @@ import pytest
 from agent.collectors import posture
 from agent.collectors.patches import PatchesCollector
 from agent.collectors.patches.config import MaintenanceConfig, PatchesConfig, PostureConfig
-from agent.reading import Priority
+from agent.core.reading import Priority
 
 pytestmark = [
     pytest.mark.integration,

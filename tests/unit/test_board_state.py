@@ -8,11 +8,11 @@ import pytest
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent import keys
+from agent.trust import keys
 from agent.board.state import FleetState
-from agent.reading import Reading
-from agent.readiness_config import Asset, Policy
-from agent.verify import Verifier
+from agent.core.reading import Reading
+from agent.readiness.policy import Asset, Policy
+from agent.trust.verify import Verifier
 from simulators.signed_node import SimNode
 
 T0 = 1_800_000_000.0

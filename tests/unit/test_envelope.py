@@ -8,8 +8,8 @@ import json
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent import envelope, keys
-from agent.envelope import canonical, open_envelope, seal
+from agent.trust import envelope, keys
+from agent.trust.envelope import canonical, open_envelope, seal
 
 TOPIC = "edge/n1/modbus/plc1"
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.replay import DUPLICATE, REPLAY, ReplayGuard
+from agent.trust.replay import DUPLICATE, REPLAY, ReplayGuard
 
 
 def sig(n: int) -> str:

@@ -10,9 +10,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agent import envelope, keys
-from agent.envelope import canonical, open_envelope
-from agent.verify import Verifier
+from agent.trust import envelope, keys
+from agent.trust.envelope import canonical, open_envelope
+from agent.trust.verify import Verifier
 
 KEY = Ed25519PrivateKey.generate()
 KID = keys.key_id(KEY.public_key())

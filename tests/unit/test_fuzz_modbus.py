@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent import envelope
+from agent.trust import envelope
 from agent.modbus.codec import ByteOrder, CodecError, DataType, PointCodec, decode, decode_bit
 
 KEY = Ed25519PrivateKey.generate()

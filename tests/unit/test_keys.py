@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent import envelope, keys, rotation
-from agent.verify import Verifier
+from agent.trust import envelope, keys, rotation
+from agent.trust.verify import Verifier
 
 
 def test_key_id_is_derived_from_the_public_key(node_key) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agent.publisher import RECONNECT_MAX_S, RECONNECT_MIN_S, backoff_delay
+from agent.delivery.publisher import RECONNECT_MAX_S, RECONNECT_MIN_S, backoff_delay
 
 
 def test_backoff_doubles_up_to_the_cap_with_jitter_in_the_upper_half() -> None:

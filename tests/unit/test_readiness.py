@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from agent import readiness
-from agent.readiness import AT_RISK, DEGRADED, DOWN, READY, evaluate
-from agent.readiness_config import Asset, Policy
+from agent.readiness import model as readiness
+from agent.readiness.model import AT_RISK, DEGRADED, DOWN, READY, evaluate
+from agent.readiness.policy import Asset, Policy
 
 NOW = 1_800_000_000_000
 MIN = 60_000

@@ -1,7 +1,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.schedule import missed_ticks, next_tick
+from agent.core.schedule import missed_ticks, next_tick
 
 
 def test_next_tick_stays_on_grid_after_long_runs():
@@ -29,7 +29,7 @@ def test_next_tick_is_the_first_grid_point_after_now(start, interval, elapsed):
 
 
 def test_collectors_sharing_an_interval_are_spread_across_it():
-    from agent.schedule import spread_phases
+    from agent.core.schedule import spread_phases
 
     assert spread_phases([1.0, 1.0, 1.0, 1.0, 30.0]) == [0.0, 0.25, 0.5, 0.75, 0.0]
     assert spread_phases([]) == []
@@ -37,7 +37,7 @@ def test_collectors_sharing_an_interval_are_spread_across_it():
 
 @given(st.lists(st.sampled_from([0.5, 1.0, 5.0, 30.0]), max_size=50))
 def test_phases_lie_within_their_interval_and_never_coincide(intervals):
-    from agent.schedule import spread_phases
+    from agent.core.schedule import spread_phases
 
     phases = spread_phases(intervals)
     assert all(0.0 <= phase < interval for phase, interval in zip(phases, intervals))

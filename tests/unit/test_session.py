@@ -9,7 +9,7 @@ import signal
 import time
 from pathlib import Path
 
-from agent.session import FILENAME, Session, read_state
+from agent.delivery.session import FILENAME, Session, read_state
 
 
 def test_numbers_increase_within_and_across_runs(tmp_path: Path) -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.reading import Priority
-from agent.spool import FILENAME, Message, Spool, read_stats_file
+from agent.core.reading import Priority
+from agent.delivery.spool import FILENAME, Message, Spool, read_stats_file
 
 
 class Clock:

@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from agent.config import validate
-from agent.spool_config import SpoolConfig, parse_size
+from agent.delivery.config import SpoolConfig, parse_size
 
 
 @pytest.mark.parametrize("text,expected", [

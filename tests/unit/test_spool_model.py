@@ -9,8 +9,8 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.reading import Priority
-from agent.spool import Message, Spool
+from agent.core.reading import Priority
+from agent.delivery.spool import Message, Spool
 
 TOPIC = "edge/n/s"
 BUDGET = 2000

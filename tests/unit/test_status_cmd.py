@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from agent import spool, status_cmd
-from agent.reading import Priority
-from agent.session import Session
+from agent.delivery import spool
+from agent import status_cmd
+from agent.core.reading import Priority
+from agent.delivery.session import Session
 
 
 def test_empty_state_dir_says_so_and_exits_1(tmp_path: Path, capsys) -> None:

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent import envelope, keys
-from agent.envelope import canonical
-from agent.verify import Verifier
+from agent.trust import envelope, keys
+from agent.trust.envelope import canonical
+from agent.trust.verify import Verifier
 
 NOW_MS = 1_800_000_000_000
 TOPIC = "edge/press-1/host"
@@ -145,7 +145,7 @@ def test_a_new_session_starts_its_own_sequence(fleet: Fleet) -> None:
 
 
 def test_verify_config_builds_a_verifier_over_a_trust_folder(fleet: Fleet, tmp_path) -> None:
-    from agent.verify import VerifyConfig
+    from agent.trust.verify import VerifyConfig
 
     (tmp_path / "press-1.pub").write_bytes(keys.public_pem(fleet.key.public_key()))
     config = VerifyConfig.model_validate({"trust_dir": tmp_path, "max_skew": "30s", "max_age": "2h"})

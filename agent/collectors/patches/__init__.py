@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from agent.collectors.patches import apt, deb822, dnf, system, windows
 from agent.collectors.patches.common import FirstSeen, Update, updates_body
 from agent.collectors.patches.config import MaintenanceConfig, PatchesConfig
-from agent.reading import Priority, Reading
+from agent.core.reading import Priority, Reading
 
 if TYPE_CHECKING:
     from agent.config import Config

@@ -1,7 +1,7 @@
 """The consumer's verifier: the pure `open_envelope` plus the memory it cannot have.
 
 `Verifier.check(payload, topic)` adds to the stateless checks: duplicates and replays per
-(node, session) (agent.replay), and following key rotations: a verified rotation notice
+(node, session) (agent.trust.replay), and following key rotations: a verified rotation notice
 (kind "key", signed by a trusted key) makes the announced key trusted for the same node
 ids, and is written to the trust store folder when one is given, so it survives a restart.
 """
@@ -16,9 +16,9 @@ from pathlib import Path
 
 from pydantic import Field
 
-from agent import envelope, keys, rotation
-from agent.config_types import Duration, Section
-from agent.replay import ReplayGuard
+from agent.trust import envelope, keys, rotation
+from agent.core.settings import Duration, Section
+from agent.trust.replay import ReplayGuard
 
 log = logging.getLogger(__name__)
 

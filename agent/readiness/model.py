@@ -21,8 +21,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from agent.reading import Priority, Reading
-from agent.readiness_config import Asset, Policy, policy_from_config
+from agent.core.reading import Priority, Reading
+from agent.readiness.policy import Asset, Policy, policy_from_config
 
 READY, DEGRADED, AT_RISK, DOWN = "ready", "degraded", "at_risk", "down"
 LEVELS: tuple[str, ...] = (READY, DEGRADED, AT_RISK, DOWN)

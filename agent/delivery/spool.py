@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from agent.reading import Priority
+from agent.core.reading import Priority
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from agent.config_types import PositiveDuration, Section
+from agent.core.settings import PositiveDuration, Section
 
 Criticality = Literal["critical", "important", "supporting"]
 CRITICALITIES: tuple[str, ...] = ("critical", "important", "supporting")

@@ -28,7 +28,7 @@ import rfc8785
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent.keys import TrustStore
+from agent.trust.keys import TrustStore
 
 VERSION = 1
 ALGORITHM = "Ed25519"
@@ -138,7 +138,7 @@ BAD_SIGNATURE = "bad_signature"
 TOPIC_MISMATCH = "topic_mismatch"
 NODE_NOT_ALLOWED = "node_not_allowed"
 CLOCK_SKEW = "clock_skew"
-DUPLICATE = "duplicate"  # set by agent.verify.Verifier, which keeps per-session state
+DUPLICATE = "duplicate"  # set by agent.trust.verify.Verifier, which keeps per-session state
 REPLAY = "replay"  # likewise
 REASONS = (MALFORMED, UNSUPPORTED_VERSION, UNSUPPORTED_ALGORITHM, UNKNOWN_KEY, REVOKED_KEY,
            BAD_SIGNATURE, TOPIC_MISMATCH, NODE_NOT_ALLOWED, CLOCK_SKEW, DUPLICATE, REPLAY)
@@ -244,7 +244,7 @@ def open_envelope(
 ) -> Verdict:
     """Verify one received message against the topic it arrived on and the trust store.
 
-    Stateless: replays and duplicates need memory, see agent.verify.Verifier. With `now_ms`,
+    Stateless: replays and duplicates need memory, see agent.trust.verify.Verifier. With `now_ms`,
     a timestamp more than `max_skew_ms` ahead or more than `max_age_ms` behind is
     `clock_skew`; each bound left at None is not checked.
     """

@@ -32,7 +32,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 from agent.config import MqttConfig
-from agent.spool import Message, Spool
+from agent.delivery.spool import Message, Spool
 
 log = logging.getLogger(__name__)
 
