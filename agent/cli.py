@@ -106,12 +106,22 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return EXIT_FAILED if invalid else EXIT_OK
 
 
+def _default_config():
+    """Enough config to run host, patches and posture once without a config file."""
+    import socket
+
+    from agent.config import validate
+
+    return validate({"node": {"id": socket.gethostname()[:64] or "local"},
+                     "signing": {"key_file": "/dev/null"}, "state_dir": "/nonexistent"}, "(defaults)")
+
+
 def cmd_collect(args: argparse.Namespace) -> int:
     import asyncio
 
     from agent.collectors import registry
 
-    config = _load_config(args.config) if args.config else None
+    config = _load_config(args.config) if args.config else _default_config()
     try:
         collector = registry.build_one(args.name, config, root=args.root)
     except registry.UnknownCollector as exc:
@@ -124,13 +134,25 @@ def cmd_collect(args: argparse.Namespace) -> int:
                              indent=2, sort_keys=True))
         else:
             print(f"# {reading.stream}")
-            for line in registry.flatten(reading.body):
+            for line in _flatten(reading.body):
                 print(line)
     return EXIT_OK
 
 
+def _flatten(value, prefix: str = ""):
+    """`dotted.path = value` lines, for reading a body in a terminal."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _flatten(item, f"{prefix}.{key}" if prefix else str(key))
+    elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        for index, item in enumerate(value):
+            yield from _flatten(item, f"{prefix}[{index}]")
+    else:
+        yield f"{prefix} = {value}"
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
-    from agent.modbus import plan_cmd
+    from agent.collectors.modbus import plan_cmd
 
     return plan_cmd.main(_load_config(args.config).modbus, args.json)
 
@@ -143,7 +165,6 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from agent import demo
-
     from agent.board import parse_listen
 
     try:

@@ -9,26 +9,17 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from typing import Any
 
-from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
-from pydantic.functional_validators import AfterValidator
+from pydantic import Field, ValidationError
 
-from agent.core.settings import Name, PositiveDuration, Section
-from agent.collectors.patches.config import MaintenanceConfig, PatchesConfig, PostureConfig
-from agent.modbus.config import ModbusConfig
+from agent.collectors.config import CollectorsConfig
+from agent.collectors.modbus.config import ModbusConfig
+from agent.core.settings import ConfigPath, Name, Section
+from agent.delivery.config import MqttConfig, SpoolConfig
+from agent.readiness.maintenance import MaintenanceConfig
 from agent.readiness.policy import ReadinessConfig
-from agent.delivery.config import SpoolConfig
-
-
-def _resolve(value: Path, info: ValidationInfo) -> Path:
-    base = (info.context or {}).get("base_dir")
-    return value if value.is_absolute() or base is None else (Path(base) / value)
-
-
-ConfigPath = Annotated[Path, AfterValidator(_resolve)]
-"""A file or folder path; relative ones are resolved against the config file's folder."""
+from agent.trust.config import SigningConfig
 
 
 class NodeConfig(Section):
@@ -37,82 +28,6 @@ class NodeConfig(Section):
     id: Name = Field(description="unique node id, e.g. the panel PC's asset tag")
     site: str = Field("", description="plant or site name")
     area: str = Field("", description="line, hall or area on the floor")
-
-
-class TlsConfig(Section):
-    """TLS towards the broker (used when the URL is mqtts://); never falls back to plain text."""
-
-    ca_file: ConfigPath | None = Field(None, description="CA bundle that signed the broker's certificate")
-    cert_file: ConfigPath | None = Field(None, description="client certificate for mutual TLS")
-    key_file: ConfigPath | None = Field(None, description="client certificate's private key")
-
-    @model_validator(mode="after")
-    def _cert_and_key_together(self) -> "TlsConfig":
-        if (self.cert_file is None) != (self.key_file is None):
-            raise ValueError("set both cert_file and key_file for mutual TLS, or neither")
-        return self
-
-
-class MqttConfig(Section):
-    """The plant's MQTT broker and how this node talks to it."""
-
-    url: str = Field("mqtt://127.0.0.1:1883", description="mqtt://host:port, or mqtts://host:port for TLS")
-    client_id: str = Field("", description="MQTT client id; empty means the node id")
-    topic_prefix: Name = Field("edge", description="first topic level of every message")
-    qos: Literal[0, 1] = Field(1, description="1 (at least once) unless you accept losing messages")
-    protocol: Literal["3.1.1", "5"] = "3.1.1"
-    keepalive: int = Field(30, ge=5, le=3600, description="seconds")
-    username: str = ""
-    password_file: ConfigPath | None = Field(None, description="file holding the password (never inline)")
-    tls: TlsConfig = Field(default_factory=TlsConfig)
-
-    @field_validator("url")
-    @classmethod
-    def _check_url(cls, url: str) -> str:
-        parts = urlsplit(url)
-        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-            raise ValueError(f"{url!r} is not a broker URL: write mqtt://host:1883 or mqtts://host:8883")
-        if parts.username or parts.password:
-            raise ValueError("put no credentials in the URL: use username and password_file")
-        try:
-            parts.port
-        except ValueError as exc:
-            raise ValueError(f"bad port in {url!r}: {exc}") from None
-        return url
-
-    @property
-    def host(self) -> str:
-        return urlsplit(self.url).hostname or ""
-
-    @property
-    def port(self) -> int:
-        parts = urlsplit(self.url)
-        return parts.port or (8883 if parts.scheme == "mqtts" else 1883)
-
-    @property
-    def uses_tls(self) -> bool:
-        return urlsplit(self.url).scheme == "mqtts"
-
-
-class SigningConfig(Section):
-    """The node's own signing key; consumers trust its public half (`<key_file>.pub`)."""
-
-    key_file: ConfigPath = Field(description="the node's Ed25519 private key (PEM, mode 0600)")
-
-
-class HostCollectorConfig(Section):
-    """Host health: CPU, memory, disks, temperatures, clock sync, failed units."""
-
-    enabled: bool = True
-    interval: PositiveDuration = Field(30.0, description="how often to sample")
-
-
-class CollectorsConfig(Section):
-    """Which collectors run and how often."""
-
-    host: HostCollectorConfig = Field(default_factory=HostCollectorConfig)
-    patches: PatchesConfig = Field(default_factory=PatchesConfig)
-    posture: PostureConfig = Field(default_factory=PostureConfig)
 
 
 class Config(Section):

@@ -23,19 +23,20 @@ from pathlib import Path
 from typing import Any
 
 from agent import __version__
-from agent.trust import envelope, keys, rotation
-from agent.readiness import model as readiness
-from agent.delivery import spool
 from agent import config as config_mod
+from agent.collectors import registry
 from agent.collectors.base import Collector
 from agent.config import Config
-from agent.delivery.publisher import Lifecycle, Publisher, PublisherError, read_password, tls_context
 from agent.core.reading import Priority, Reading
 from agent.core.schedule import next_tick, spread_phases
-from agent.sdnotify import Notifier, watchdog_interval
+from agent.delivery import spool
+from agent.delivery.publisher import Lifecycle, Publisher, PublisherError, read_password, tls_context
 from agent.delivery.session import Session
 from agent.delivery.spool import Message, Spool
+from agent.readiness import model as readiness
+from agent.sdnotify import Notifier, watchdog_interval
 from agent.status_cmd import write_runtime
+from agent.trust import envelope, keys, rotation
 
 log = logging.getLogger(__name__)
 
@@ -75,23 +76,6 @@ class Sealer:
             ts_ms=reading.ts_ms or int(self._clock() * 1000), body=reading.body,
         )
         return Message(topic, payload, reading.stream, reading.priority, reading.retain)
-
-
-def build_collectors(config: Config, root: Path = Path("/")) -> list[Collector]:
-    collectors: list[Collector] = []
-    if config.collectors.host.enabled:
-        from agent.collectors import host
-        collectors.append(host.build(config, root=root))
-    if config.collectors.patches.enabled:
-        from agent.collectors import patches
-        collectors.append(patches.build(config, root=root))
-    if config.collectors.posture.enabled:
-        from agent.collectors import posture
-        collectors.append(posture.build(config, root=root))
-    if config.modbus.devices:
-        from agent.modbus import collector as modbus
-        collectors.extend(modbus.build_all(config))
-    return collectors
 
 
 @dataclass
@@ -162,7 +146,7 @@ class Agent:
         self.sealer = Sealer(config, private_key, self.session)
         self.spool = Spool(config.state_dir / spool.FILENAME, max_bytes=config.spool.max_bytes,
                            max_age_s=config.spool.max_age, sync=config.spool.sync)
-        self.collectors = build_collectors(config, root)
+        self.collectors = registry.build_all(config, root=root)
         self.health = {c.name: CollectorHealth() for c in self.collectors}
         self.stop_event = asyncio.Event()
         self.reload_to: tuple[Config, Any] | None = None

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import logging
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,12 +23,12 @@ from importlib import resources
 from pathlib import Path
 
 from agent import config as config_mod
-from agent.trust import keys
 from agent import logsetup
 from agent.consumer import Subscription
 from agent.demo_view import PlantView
-from simulators.localnet import free_port, wait_for_port
+from agent.trust import keys
 from agent.trust.verify import Verifier
+from simulators.localnet import free_port, wait_for_port
 
 log = logging.getLogger(__name__)
 

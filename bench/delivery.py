@@ -32,10 +32,10 @@ from paho.mqtt.enums import CallbackAPIVersion
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from agent.trust import envelope, keys  # noqa: E402
-from agent.delivery import spool
 from agent.core.reading import Priority  # noqa: E402
+from agent.delivery import spool
 from agent.delivery.spool import Message, Spool  # noqa: E402
+from agent.trust import envelope, keys  # noqa: E402
 from simulators.mosquitto import PrivateMosquitto  # noqa: E402
 
 WINDOW = 64  # the default [spool] inflight

@@ -29,11 +29,11 @@ sys.path.insert(0, str(ROOT))
 from cryptography.hazmat.primitives import serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
 
-from agent.trust import keys  # noqa: E402
 from agent.board import Board  # noqa: E402
 from agent.board.state import FleetState  # noqa: E402
 from agent.core.reading import Reading  # noqa: E402
 from agent.readiness.policy import Asset, Policy  # noqa: E402
+from agent.trust import keys  # noqa: E402
 from agent.trust.verify import Verifier  # noqa: E402
 from simulators.mosquitto import PrivateMosquitto  # noqa: E402
 from simulators.signed_node import SimNode, Wire  # noqa: E402

@@ -27,11 +27,11 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from agent.collectors.modbus.collector import ModbusCollector, build
+from agent.collectors.modbus.transports import Backoff
 from agent.config import validate
-from agent.trust.envelope import seal
-from agent.modbus.collector import ModbusCollector, build_all
-from agent.modbus.transports import Backoff
 from agent.core.schedule import next_tick, spread_phases
+from agent.trust.envelope import seal
 
 TYPES = [("uint16", 1), ("int16", 1), ("float32", 2), ("float32", 2), ("uint32", 2), ("float64", 4)]
 
@@ -169,7 +169,7 @@ async def run(n: int, m: int, ticks: int, cycles: int) -> dict[str, tuple[float,
         return [sum(raw[i * 4:(i + 1) * 4]) for i in range(len(raw) // 4)]
 
     config = make_config(endpoints, [p["points"] for p in profiles], 1.0)
-    collectors = build_all(config, backoff=Backoff(base=1.0, cap=4.0))
+    collectors = build(config, backoff=Backoff(base=1.0, cap=4.0))
     healthy, dead = collectors[:n], collectors[n]
     sealer = Sealer()
     figures: dict[str, tuple[float, str]] = {}
@@ -200,7 +200,7 @@ async def run(n: int, m: int, ticks: int, cycles: int) -> dict[str, tuple[float,
     recorded = {}
     for read in poller.reads:
         recorded[read] = await poller.line.read(1, read.table, read.start, read.count, 1.0)
-    from agent.modbus.poller import _Cycle
+    from agent.collectors.modbus.poller import _Cycle
     from agent.core.reading import Priority, Reading
 
     rounds = 400 if cycles < 10 else 2000

@@ -24,15 +24,16 @@ sys.path.insert(0, {root!r})
 if {python_apt!r}:
     sys.path.append({system_apt!r})
 from pathlib import Path
-from agent.collectors.patches import PatchesCollector
-from agent.collectors.patches.config import MaintenanceConfig, PatchesConfig
+from agent.collectors.patches.collector import PatchesCollector
+from agent.collectors.patches.config import PatchesConfig
+from agent.readiness.maintenance import MaintenanceConfig
 out = {{}}
 if {backend!r}:
     collector = PatchesCollector(PatchesConfig(backend={backend!r}), MaintenanceConfig(), Path("/"), None)
-    started = time.perf_counter(); body = collector.read_once().body; out["full_s"] = time.perf_counter() - started
+    started = time.perf_counter(); body = collector.read()[0].body; out["full_s"] = time.perf_counter() - started
     cached = []
     for _ in range({cached_runs}):
-        started = time.perf_counter(); collector.read_once(); cached.append(time.perf_counter() - started)
+        started = time.perf_counter(); collector.read(); cached.append(time.perf_counter() - started)
     out["cached_s"] = min(cached)
     out["upgradable"] = body["upgradable"]; out["security"] = body["security_pending"]
 import gc; gc.collect()

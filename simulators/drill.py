@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import logging
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -28,12 +27,12 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent.trust import keys
 from agent.board import Board
-from agent.core.settings import parse_duration
 from agent.core.reading import Reading
+from agent.core.settings import parse_duration
 from agent.readiness.model import human
 from agent.readiness.policy import Asset, Policy
+from agent.trust import keys
 from simulators.faults import Fault
 from simulators.mosquitto import PrivateMosquitto
 from simulators.plc import Simulator, load_profile

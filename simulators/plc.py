@@ -30,7 +30,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from agent.modbus.codec import PointCodec, encode
+from agent.collectors.modbus.codec import PointCodec, encode
 from simulators.faults import TABLE_OF_FC, Fault, FaultSet, corrupt
 
 PROFILE_DIR = Path(__file__).parent / "profiles"

@@ -19,10 +19,10 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from agent.trust import envelope, keys
 from agent.core.reading import Reading
 from agent.readiness.model import policy_reading
 from agent.readiness.policy import Policy
+from agent.trust import envelope, keys
 
 Message = tuple[str, bytes, bool]  # topic, payload, retain
 

@@ -13,7 +13,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from agent.trust import keys
 from simulators.mosquitto import PrivateMosquitto, mosquitto_binary
 
-
 Broker = PrivateMosquitto  # the name tests use
 
 

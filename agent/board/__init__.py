@@ -15,10 +15,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from agent.trust import keys
 from agent.board.feed import Feed
 from agent.board.server import make_server
 from agent.board.state import FleetState
+from agent.trust import keys
 from agent.trust.verify import Verifier
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,6 @@ import threading
 import time
 from collections.abc import Callable
 
-
 from agent.board.state import FleetState
 from agent.consumer import consumer_client
 from agent.trust.verify import Verifier

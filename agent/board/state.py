@@ -11,9 +11,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.trust import envelope
 from agent.readiness import model as readiness
 from agent.readiness.policy import Policy
+from agent.trust import envelope
 
 QUIET_REASONS = (envelope.DUPLICATE,)  # a QoS 1 redelivery or the 2nd subscription's copy: nothing new
 

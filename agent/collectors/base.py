@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Protocol
 
 from agent.core.reading import Reading
@@ -12,7 +13,8 @@ class Collector(Protocol):
 
     `collect()` returns the readings of one cycle. It may raise: the daemon logs the
     error, counts it, and runs the collector again on its next tick; other collectors
-    are never affected. Blocking work belongs in `asyncio.to_thread`.
+    are never affected. Each collector module offers `build(config, *, root) -> list[Collector]`
+    (empty when its section is disabled); `agent.collectors.registry` holds the one list of them.
     """
 
     name: str
@@ -21,3 +23,20 @@ class Collector(Protocol):
     async def collect(self) -> list[Reading]: ...
 
     async def close(self) -> None: ...
+
+
+class BlockingCollector:
+    """Base of collectors whose cycle is blocking work (psutil, files, child processes):
+    `read()` runs in a worker thread, so the event loop and every other collector go on."""
+
+    name: str
+    interval: float
+
+    def read(self) -> list[Reading]:
+        raise NotImplementedError
+
+    async def collect(self) -> list[Reading]:
+        return await asyncio.to_thread(self.read)
+
+    async def close(self) -> None:
+        return None

@@ -1,45 +1,55 @@
-"""Find a collector by name for one-shot use (`edge-agent collect NAME`)."""
+"""The one list of collector families; each module offers `build(config, *, root) -> list[Collector]`.
+
+The daemon runs `build_all`; `edge-agent collect NAME` runs one collector once (`build_one`).
+Modules are imported only when built, so an agent without Modbus devices never loads pymodbus.
+"""
 
 from __future__ import annotations
 
 import importlib
-import socket
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from agent.collectors.base import Collector
-from agent.config import Config, validate
 from agent.core.reading import Reading
 
-# name -> module with `build(config, *, root) -> Collector`
-MODULES = {"host": "agent.collectors.host", "patches": "agent.collectors.patches",
-           "posture": "agent.collectors.posture"}
+if TYPE_CHECKING:
+    from agent.config import Config
+
+FAMILIES = {
+    "host": "agent.collectors.host.collector",
+    "patches": "agent.collectors.patches.collector",
+    "posture": "agent.collectors.posture.collector",
+    "modbus": "agent.collectors.modbus.collector",
+}
 
 
 class UnknownCollector(Exception):
     pass
 
 
-def default_config() -> Config:
-    """Enough config to run host, patches and posture once without a config file."""
-    return validate({"node": {"id": socket.gethostname()[:64] or "local"},
-                     "signing": {"key_file": "/dev/null"}, "state_dir": "/nonexistent"}, "(defaults)")
+def build_family(family: str, config: Config, *, root: Path = Path("/")) -> list[Collector]:
+    return importlib.import_module(FAMILIES[family]).build(config, root=root)
 
 
-def build_one(name: str, config: Config | None, *, root: Path = Path("/")) -> Collector:
-    config = config or default_config()
-    if name in MODULES:
-        return importlib.import_module(MODULES[name]).build(config, root=root)
-    if name.startswith("modbus/"):
-        from agent.modbus import collector as modbus
+def build_all(config: Config, *, root: Path = Path("/")) -> list[Collector]:
+    """Every enabled collector of the config, in FAMILIES order."""
+    return [collector for family in FAMILIES for collector in build_family(family, config, root=root)]
 
-        for candidate in modbus.build_all(config):
-            if candidate.name == name:
-                return candidate
-        devices = ", ".join(f"modbus/{d.name}" for d in config.modbus.devices) or "none configured (use -c)"
-        raise UnknownCollector(f"no Modbus device {name[7:]!r}; devices: {devices}")
-    raise UnknownCollector(f"unknown collector {name!r}: choose host, patches, posture or modbus/<device>")
+
+def build_one(name: str, config: Config, *, root: Path = Path("/")) -> Collector:
+    """The collector called `name` ("host", "patches", "posture" or "modbus/<device>")."""
+    family = name.split("/", 1)[0]
+    if family not in FAMILIES or (family == "modbus") != ("/" in name):
+        raise UnknownCollector(f"unknown collector {name!r}: choose host, patches, posture or modbus/<device>")
+    built = build_family(family, config, root=root)
+    for collector in built:
+        if collector.name == name:
+            return collector
+    if family != "modbus":
+        raise UnknownCollector(f"collector {name} is disabled in the config (collectors.{name}.enabled = false)")
+    devices = ", ".join(c.name for c in built) or "none configured (use -c FILE)"
+    raise UnknownCollector(f"no Modbus device {name[7:]!r}; devices: {devices}")
 
 
 async def collect_once(collector: Collector) -> list[Reading]:
@@ -47,15 +57,3 @@ async def collect_once(collector: Collector) -> list[Reading]:
         return await collector.collect()
     finally:
         await collector.close()
-
-
-def flatten(value: Any, prefix: str = "") -> Iterator[str]:
-    """`dotted.path = value` lines, for reading a body in a terminal."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            yield from flatten(item, f"{prefix}.{key}" if prefix else str(key))
-    elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
-        for index, item in enumerate(value):
-            yield from flatten(item, f"{prefix}[{index}]")
-    else:
-        yield f"{prefix} = {value}"

@@ -1,13 +1,15 @@
-"""The `[spool]` config section: disk budget, durability and drain window of the spool."""
+"""Delivery config sections: `[mqtt]` (the broker and how to reach it) and `[spool]` (disk budget,
+durability and drain window of the store-and-forward spool)."""
 
 from __future__ import annotations
 
 import re
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-from agent.core.settings import PositiveDuration, Section
+from agent.core.settings import ConfigPath, Name, PositiveDuration, Section
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KiB|MiB|GiB|KB|MB|GB)?\s*$")
 _UNIT_BYTES = {None: 1, "B": 1, "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3, "KB": 1000, "MB": 1000**2, "GB": 1000**3}
@@ -48,3 +50,58 @@ class SpoolConfig(Section):
     report_interval: PositiveDuration = Field(
         60.0, description="how often the node publishes its status (spool depth, drops, collectors)"
     )
+
+
+class TlsConfig(Section):
+    """TLS towards the broker (used when the URL is mqtts://); never falls back to plain text."""
+
+    ca_file: ConfigPath | None = Field(None, description="CA bundle that signed the broker's certificate")
+    cert_file: ConfigPath | None = Field(None, description="client certificate for mutual TLS")
+    key_file: ConfigPath | None = Field(None, description="client certificate's private key")
+
+    @model_validator(mode="after")
+    def _cert_and_key_together(self) -> "TlsConfig":
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("set both cert_file and key_file for mutual TLS, or neither")
+        return self
+
+
+class MqttConfig(Section):
+    """The plant's MQTT broker and how this node talks to it."""
+
+    url: str = Field("mqtt://127.0.0.1:1883", description="mqtt://host:port, or mqtts://host:port for TLS")
+    client_id: str = Field("", description="MQTT client id; empty means the node id")
+    topic_prefix: Name = Field("edge", description="first topic level of every message")
+    qos: Literal[0, 1] = Field(1, description="1 (at least once) unless you accept losing messages")
+    protocol: Literal["3.1.1", "5"] = "3.1.1"
+    keepalive: int = Field(30, ge=5, le=3600, description="seconds")
+    username: str = ""
+    password_file: ConfigPath | None = Field(None, description="file holding the password (never inline)")
+    tls: TlsConfig = Field(default_factory=TlsConfig)
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+            raise ValueError(f"{url!r} is not a broker URL: write mqtt://host:1883 or mqtts://host:8883")
+        if parts.username or parts.password:
+            raise ValueError("put no credentials in the URL: use username and password_file")
+        try:
+            parts.port
+        except ValueError as exc:
+            raise ValueError(f"bad port in {url!r}: {exc}") from None
+        return url
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or ""
+
+    @property
+    def port(self) -> int:
+        parts = urlsplit(self.url)
+        return parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+
+    @property
+    def uses_tls(self) -> bool:
+        return urlsplit(self.url).scheme == "mqtts"

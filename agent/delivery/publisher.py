@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
-from agent.config import MqttConfig
+from agent.delivery.config import MqttConfig
 from agent.delivery.spool import Message, Spool
 
 log = logging.getLogger(__name__)

@@ -13,13 +13,11 @@ from typing import Any, Literal
 from pydantic import Field
 
 from agent.core.settings import PositiveDuration, Section
+from agent.readiness.maintenance import SlaConfig
 
 Criticality = Literal["critical", "important", "supporting"]
 CRITICALITIES: tuple[str, ...] = ("critical", "important", "supporting")
 
-# Patch SLA fallbacks (seconds) when the config has no `maintenance.sla` section.
-DEFAULT_PATCH_SLA_S = {"critical": 7 * 86400, "important": 14 * 86400, "moderate": 30 * 86400,
-                       "low": 90 * 86400, "unspecified": 14 * 86400}
 
 
 class AssetReadiness(Section):
@@ -65,7 +63,7 @@ class Policy:
 
     node: Asset = field(default_factory=lambda: Asset(max_downtime_s=1800.0))
     devices: dict[str, Asset] = field(default_factory=dict)
-    patch_sla_s: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_PATCH_SLA_S))
+    patch_sla_s: dict[str, float] = field(default_factory=lambda: SlaConfig().model_dump())
     host: dict[str, float] = field(default_factory=lambda: HostLimits().model_dump())
     stale_after_s: float = 300.0
 
@@ -128,7 +126,7 @@ def policy_from_config(config: Any) -> Policy:
     return Policy(
         node=Asset(readiness.criticality, readiness.process, readiness.max_downtime),
         devices=devices,
-        patch_sla_s=dict(sla.model_dump()) if sla is not None else dict(DEFAULT_PATCH_SLA_S),
+        patch_sla_s=(sla or SlaConfig()).model_dump(),
         host=readiness.host.model_dump(),
         stale_after_s=readiness.stale_after,
     )

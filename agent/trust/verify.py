@@ -16,8 +16,8 @@ from pathlib import Path
 
 from pydantic import Field
 
-from agent.trust import envelope, keys, rotation
 from agent.core.settings import Duration, Section
+from agent.trust import envelope, keys, rotation
 from agent.trust.replay import ReplayGuard
 
 log = logging.getLogger(__name__)

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from agent.config import Config, validate
 from simulators.plc import Simulator, agent_points, load_profile
+
 
 @pytest.fixture
 def make_simulator() -> Iterator[Callable[..., Simulator]]:

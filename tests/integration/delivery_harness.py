@@ -18,8 +18,8 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from agent.trust import envelope, keys
 from agent.delivery import spool
+from agent.trust import envelope, keys
 
 DEADLINE_S = 60.0
 # The broker writes its state (sessions, queued messages) after every change, so a SIGKILL

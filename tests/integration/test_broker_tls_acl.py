@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from paho.mqtt.enums import CallbackAPIVersion
 
-from agent.config import MqttConfig
+from agent.delivery.config import MqttConfig
 from agent.delivery.publisher import tls_context
 from simulators.localnet import free_port, wait_for_port
 

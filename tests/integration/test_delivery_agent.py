@@ -7,9 +7,9 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from delivery_harness import DURABLE_BROKER, AgentProcess, Recorder, statuses, wait_until
 
 from agent.delivery import spool
-from delivery_harness import DURABLE_BROKER, AgentProcess, Recorder, statuses, wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from delivery_harness import AgentProcess, Recorder, statuses, wait_until
 
 pytestmark = pytest.mark.integration

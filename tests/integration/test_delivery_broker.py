@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from delivery_harness import DURABLE_BROKER, AgentProcess, Recorder, read_retained, statuses, wait_until
 
 pytestmark = pytest.mark.integration

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import socket
 import threading
-from pathlib import Path
 
 import pytest
-
 from delivery_harness import AgentProcess, wait_until
 
 pytestmark = pytest.mark.integration

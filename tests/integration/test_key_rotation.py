@@ -13,8 +13,8 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from agent.trust import envelope, keys, rotation
 from agent.consumer import Subscription
+from agent.trust import envelope, keys, rotation
 from agent.trust.verify import Verifier
 
 pytestmark = pytest.mark.integration

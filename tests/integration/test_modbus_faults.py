@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from agent.modbus.collector import build_all
-from agent.modbus.transports import Backoff
+from agent.collectors.modbus.collector import build
+from agent.collectors.modbus.transports import Backoff
 from simulators.faults import Fault
 
 pytestmark = pytest.mark.integration
@@ -60,7 +60,7 @@ def test_fault_is_reported_survived_and_isolated(fault, kind, make_simulator, si
         sim_device("bad", bad_sim, 1, "packaging_line", timeout=0.5),
         sim_device("good", good_sim, 1, "energy_meter", refused=[{"table": "input", "start": 30, "end": 99}]),
     ])
-    bad, good = build_all(config, backoff=FAST_BACKOFF)
+    bad, good = build(config, backoff=FAST_BACKOFF)
 
     async def scenario():
         await asyncio.gather(bad.collect(), good.collect())  # connected, identified, healthy
@@ -104,7 +104,7 @@ def test_a_slow_device_does_not_hold_up_others_by_cycle_count(make_simulator, si
     good_sim = make_simulator({1: "packaging_line"})
     config = config_of([sim_device("bad", bad_sim, 1, "packaging_line", timeout=1.0),
                         sim_device("good", good_sim, 1, "packaging_line")])
-    bad, good = build_all(config, backoff=FAST_BACKOFF)
+    bad, good = build(config, backoff=FAST_BACKOFF)
     bad_sim.faults.add(Fault("no_reply"))
 
     async def scenario():
@@ -123,7 +123,7 @@ def test_dead_device_backs_off_and_comes_back(make_simulator, sim_device, config
     device = sim_device("plc", sim, 1, "packaging_line")
     host, port = sim.endpoint.rsplit(":", 1)
     sim.stop()  # nothing listens on the port any more
-    [collector] = build_all(config_of([device]), backoff=Backoff(base=0.3, cap=0.3, jitter=0.0))
+    [collector] = build(config_of([device]), backoff=Backoff(base=0.3, cap=0.3, jitter=0.0))
 
     async def scenario():
         first = (await collector.collect())[0].body
@@ -142,7 +142,7 @@ def test_dead_device_backs_off_and_comes_back(make_simulator, sim_device, config
 def test_hole_inside_a_bridged_read_is_learned_and_other_points_keep_flowing(make_simulator, sim_device,
                                                                              config_of):
     sim = make_simulator({1: "energy_meter"})  # its input registers 30-99 are illegal addresses
-    [collector] = build_all(config_of([sim_device("meter", sim, 1, "energy_meter", max_gap=100)]))
+    [collector] = build(config_of([sim_device("meter", sim, 1, "energy_meter", max_gap=100)]))
     first_plan = list(collector.poller.reads)
     assert any(r.table == "input" and r.start == 0 and r.count == 108 for r in first_plan)
 
@@ -164,7 +164,7 @@ def test_hole_inside_a_bridged_read_is_learned_and_other_points_keep_flowing(mak
 def test_refused_single_point_is_reported_and_the_rest_flows(make_simulator, sim_device, config_of):
     sim = make_simulator({1: "packaging_line"})
     sim.faults.add(Fault("hole", unit=1, table="holding", start=10, end=10))  # fault_code's register
-    [collector] = build_all(config_of([sim_device("line", sim, 1, "packaging_line")]))
+    [collector] = build(config_of([sim_device("line", sim, 1, "packaging_line")]))
 
     async def scenario():
         bodies = [(await collector.collect())[0].body for _ in range(2)]
@@ -187,7 +187,7 @@ def test_deadband_and_report_on_change(make_simulator, sim_device, config_of):
             point["deadband"] = 5.0
         if point["name"] == "recipe":
             point["on_change"] = True
-    [collector] = build_all(config_of([device]))
+    [collector] = build(config_of([device]))
     sim.pin(1, "motor_speed", 1000.0)
 
     async def scenario():
@@ -217,7 +217,7 @@ def test_fault_on_one_unit_of_a_shared_rtu_line(kind, fault, error, make_simulat
     sim = make_simulator({1: "packaging_line", 2: "packaging_line"}, kind)
     config = config_of([sim_device("first", sim, 1, "packaging_line", kind),
                         sim_device("second", sim, 2, "packaging_line", kind, identity=False)])
-    first, second = build_all(config, backoff=Backoff(base=60.0, cap=60.0, jitter=0.0))
+    first, second = build(config, backoff=Backoff(base=60.0, cap=60.0, jitter=0.0))
     sim.faults.add(fault)
 
     async def scenario():

@@ -10,10 +10,10 @@ import tomllib
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent.trust.envelope import seal
-from agent.modbus.collector import build_all
-from agent.modbus.transports import READ_FUNCTION_CODES, ReadOnlyViolation
+from agent.collectors.modbus.collector import build
+from agent.collectors.modbus.transports import READ_FUNCTION_CODES, ReadOnlyViolation
 from agent.core.reading import Priority
+from agent.trust.envelope import seal
 from simulators.plc import PROFILE_DIR
 
 pytestmark = pytest.mark.integration
@@ -46,7 +46,7 @@ async def _collect(collector, cycles: int = 1):
 def test_every_table_type_and_byte_order(kind, make_simulator, sim_device, config_of):
     sim = make_simulator({3: "test_pattern"}, kind)
     config = config_of([sim_device("pattern", sim, 3, "test_pattern", kind, timeout=2.0)])
-    [collector] = build_all(config)
+    [collector] = build(config)
     assert collector.name == "modbus/pattern" and collector.interval == 1
 
     [reading] = asyncio.run(_collect(collector))
@@ -76,7 +76,7 @@ def test_every_table_type_and_byte_order(kind, make_simulator, sim_device, confi
 
 def test_only_read_function_codes_reach_the_device(make_simulator, sim_device, config_of):
     sim = make_simulator({1: "packaging_line"})
-    [collector] = build_all(config_of([sim_device("line", sim, 1, "packaging_line")]))
+    [collector] = build(config_of([sim_device("line", sim, 1, "packaging_line")]))
 
     async def scenario():
         await collector.collect()
@@ -101,7 +101,7 @@ def test_units_sharing_a_line_share_one_connection_and_take_turns(kind, make_sim
     config = config_of([sim_device("line", sim, 1, "packaging_line", kind),
                         sim_device("meter", sim, 2, "energy_meter", kind,
                                    refused=[{"table": "input", "start": 30, "end": 99}])])
-    line_col, meter_col = build_all(config)
+    line_col, meter_col = build(config)
     assert line_col.poller.line is meter_col.poller.line
 
     async def scenario():

@@ -11,10 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from agent.collectors import posture
-from agent.collectors.patches import PatchesCollector
-from agent.collectors.patches.config import MaintenanceConfig, PatchesConfig, PostureConfig
+from agent.collectors.patches.collector import PatchesCollector
+from agent.collectors.patches.config import PatchesConfig
+from agent.collectors.posture import collector as posture
+from agent.collectors.posture.config import PostureConfig
 from agent.core.reading import Priority
+from agent.readiness.maintenance import MaintenanceConfig
 
 pytestmark = [
     pytest.mark.integration,
@@ -56,9 +58,9 @@ def test_live_backends_agree(tmp_path: Path) -> None:
     script = (
         "import sys, json; sys.path.append('/usr/lib/python3/dist-packages');"
         "from pathlib import Path;"
-        "from agent.collectors.patches import PatchesCollector;"
-        "from agent.collectors.patches.config import PatchesConfig, MaintenanceConfig;"
-        "b = PatchesCollector(PatchesConfig(backend=sys.argv[1]), MaintenanceConfig(), Path('/'), None).read_once().body;"
+        "from agent.collectors.patches.collector import PatchesCollector;"
+        "from agent.collectors.patches.config import PatchesConfig; from agent.readiness.maintenance import MaintenanceConfig;"
+        "b = PatchesCollector(PatchesConfig(backend=sys.argv[1]), MaintenanceConfig(), Path('/'), None).read()[0].body;"
         "print(json.dumps({k: b[k] for k in ('upgradable', 'upgrade_installs', 'security_pending', 'held')}"
         " | {'security': sorted(u['package'].split(':')[0] for u in b['security_updates'])}))"
     )

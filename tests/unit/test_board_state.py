@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent.trust import keys
 from agent.board.state import FleetState
 from agent.core.reading import Reading
 from agent.readiness.policy import Asset, Policy
+from agent.trust import keys
 from agent.trust.verify import Verifier
 from simulators.signed_node import SimNode
 

@@ -9,8 +9,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from agent.collectors.modbus.codec import ByteOrder, CodecError, DataType, PointCodec, decode, decode_bit
 from agent.trust import envelope
-from agent.modbus.codec import ByteOrder, CodecError, DataType, PointCodec, decode, decode_bit
 
 KEY = Ed25519PrivateKey.generate()
 FUZZ = settings(max_examples=500, deadline=None)

@@ -1,6 +1,6 @@
 from collections import namedtuple
 
-from agent.collectors import host
+from agent.collectors.host import collector as host
 
 Times = namedtuple("Times", "user system idle iowait")
 
@@ -46,7 +46,7 @@ def test_sample_on_this_host_is_sane():
 
 
 def test_clock_synchronized_needs_no_unsync_bit_and_no_time_error():
-    from agent.clock import STA_UNSYNC, TIME_ERROR, ClockState
+    from agent.collectors.host.clock import STA_UNSYNC, TIME_ERROR, ClockState
 
     assert ClockState(0, 0, 0.0, 0, 0).synchronized
     assert not ClockState(0, STA_UNSYNC, 0.0, 0, 0).synchronized
@@ -54,7 +54,7 @@ def test_clock_synchronized_needs_no_unsync_bit_and_no_time_error():
 
 
 def test_clock_falls_back_to_timedated_where_adjtimex_is_forbidden(monkeypatch, tmp_path):
-    from agent import clock
+    from agent.collectors.host import clock
 
     # The hardened unit's seccomp filter makes adjtimex fail; timedated still knows.
     fake = tmp_path / "timedatectl"

@@ -7,8 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from pydantic import ValidationError
 
-from agent.collectors.patches.config import MaintenanceConfig
-from agent.collectors.patches.windows import schedule, windows_after
+from agent.readiness.maintenance import MaintenanceConfig, schedule, windows_after
 
 UTC = timezone.utc
 

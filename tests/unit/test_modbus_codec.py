@@ -9,7 +9,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.modbus.codec import CodecError, PointCodec, bytes_to_registers, decode, decode_bit, encode, registers_to_bytes
+from agent.collectors.modbus.codec import (
+    CodecError,
+    PointCodec,
+    bytes_to_registers,
+    decode,
+    decode_bit,
+    encode,
+    registers_to_bytes,
+)
 
 ORDERS = ["ABCD", "CDAB", "BADC", "DCBA"]
 

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from agent.collectors.modbus.config import modicon_to_zero_based
+from agent.collectors.modbus.plan_cmd import device_plans, render
+from agent.collectors.modbus.planner import Span
+from agent.collectors.modbus.transports import Backoff
 from agent.config import ConfigError, validate
-from agent.modbus.config import modicon_to_zero_based
-from agent.modbus.plan_cmd import device_plans, render
-from agent.modbus.planner import Span
-from agent.modbus.transports import Backoff
 
 
 def config(*devices: dict):
@@ -135,9 +135,9 @@ def test_edge_agent_plan_json(tmp_path: Path):
 
 
 def test_build_all_without_devices_does_not_import_pymodbus():
-    code = ("import sys; from agent.config import validate; from agent.modbus.collector import build_all; "
+    code = ("import sys; from agent.config import validate; from agent.collectors.modbus.collector import build; "
             "c = validate({'node': {'id': 'n'}, 'signing': {'key_file': 'k'}}, 'x'); "
-            "assert build_all(c) == []; print('pymodbus' in sys.modules)")
+            "assert build(c) == []; print('pymodbus' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

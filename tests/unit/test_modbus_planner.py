@@ -8,7 +8,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from agent.modbus.planner import Limits, Read, Span, gaps, plan
+from agent.collectors.modbus.planner import Limits, Read, Span, gaps, plan
 
 
 def test_contiguous_points_make_one_read():

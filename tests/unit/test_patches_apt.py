@@ -15,8 +15,10 @@ from typing import Any
 
 import pytest
 
-from agent.collectors.patches import PatchesCollector, apt
-from agent.collectors.patches.config import MaintenanceConfig, PatchesConfig
+from agent.collectors.patches import apt
+from agent.collectors.patches.collector import PatchesCollector
+from agent.collectors.patches.config import PatchesConfig
+from agent.readiness.maintenance import MaintenanceConfig
 
 ROOTS = Path(__file__).parent.parent / "fixtures" / "roots"
 # fixture indexes are dated 2026-07-11; their security Valid-Until is 2026-07-18 09:00 UTC
@@ -67,7 +69,7 @@ def collect(root: Path, backend: str, now: float, state_dir: Path | None = None,
     collector = PatchesCollector(
         PatchesConfig(backend=backend), MaintenanceConfig(**maintenance), root, state_dir, clock=lambda: now
     )
-    return collector.read_once().body
+    return collector.read()[0].body
 
 
 def by_package(body: dict) -> dict[str, dict]:
@@ -219,9 +221,9 @@ def test_package_state_is_rescanned_only_when_it_changed(tmp_path: Path) -> None
     root = copy_root("debian12", tmp_path)
     now = [FRESH]
     collector = PatchesCollector(PatchesConfig(backend="apt-get"), MaintenanceConfig(), root, None, clock=lambda: now[0])
-    first = collector.read_once().body["scanned_ms"]
+    first = collector.read()[0].body["scanned_ms"]
     now[0] += 600
-    assert collector.read_once().body["scanned_ms"] == first
+    assert collector.read()[0].body["scanned_ms"] == first
     status = root / "var/lib/dpkg/status"
     os.utime(status, (FRESH + 600, FRESH + 600))
-    assert collector.read_once().body["scanned_ms"] == int(now[0] * 1000)
+    assert collector.read()[0].body["scanned_ms"] == int(now[0] * 1000)

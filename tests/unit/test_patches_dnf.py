@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from pathlib import Path
 
-from agent.collectors.patches import Scan, build_body, dnf
+from agent.collectors.patches import dnf
+from agent.collectors.patches.collector import Scan, build_body
 from agent.collectors.patches.common import FirstSeen
-from agent.collectors.patches.config import MaintenanceConfig, PatchesConfig
+from agent.collectors.patches.config import PatchesConfig
+from agent.readiness.maintenance import MaintenanceConfig
 
 ROOT = Path(__file__).parent.parent / "fixtures" / "roots" / "rhel9"
 CAPTURED = ROOT / "captured"

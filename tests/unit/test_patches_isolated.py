@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.collectors.patches import Scan, scan
+from agent.collectors.patches.collector import Scan, scan
 from agent.collectors.patches.common import Update
 from agent.collectors.patches.isolated import from_json, scan_in_child, to_json
 

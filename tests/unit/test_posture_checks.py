@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.clock import STA_UNSYNC, TIME_ERROR, ClockState
-from agent.collectors import posture
-from agent.collectors.patches.config import PostureConfig
+from agent.collectors.host.clock import STA_UNSYNC, TIME_ERROR, ClockState
+from agent.collectors.posture import collector as posture
+from agent.collectors.posture.config import PostureConfig
 
 ROOTS = Path(__file__).parent.parent / "fixtures" / "roots"
 IDS = {

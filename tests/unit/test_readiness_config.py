@@ -74,8 +74,8 @@ def test_verdict_reading_carries_verdict_policy_and_inputs() -> None:
 def test_remember_keeps_what_a_verdict_reads_from_the_sealed_bytes() -> None:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from agent.trust import envelope
     from agent.readiness.model import remember
+    from agent.trust import envelope
 
     key = Ed25519PrivateKey.generate()
     latest: dict = {}

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from agent.delivery import spool
 from agent import status_cmd
 from agent.core.reading import Priority
+from agent.delivery import spool
 from agent.delivery.session import Session
 
 

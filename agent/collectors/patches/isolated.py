@@ -18,7 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from agent.collectors.patches import Scan, scan
+from agent.collectors.patches.collector import Scan, scan
 from agent.collectors.patches.common import Update
 
 TIMEOUT_S = 600.0

@@ -1,16 +1,21 @@
 """Modbus collectors for the daemon: one per device, named "modbus/<device>".
 
-`build_all(config)` imports nothing from pymodbus itself (clients are created on first
+`build(config)` imports nothing from pymodbus itself (clients are created on first
 connect), so an agent without Modbus devices never loads it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from agent.modbus.poller import DevicePoller, wall_ms
-from agent.modbus.transports import Backoff, Lines
+from agent.collectors.modbus.poller import DevicePoller, wall_ms
+from agent.collectors.modbus.transports import Backoff, Lines
 from agent.core.reading import Priority, Reading
+
+if TYPE_CHECKING:
+    from agent.config import Config
 
 
 @dataclass
@@ -32,7 +37,7 @@ class ModbusCollector:
         self.lines.close()
 
 
-def build_all(config, *, backoff: Backoff = Backoff()) -> list[ModbusCollector]:
+def build(config: Config, *, root: Path = Path("/"), backoff: Backoff = Backoff()) -> list[ModbusCollector]:
     """One collector per configured device; devices on one line share its connection."""
     lines = Lines(backoff)
     return [

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from agent.modbus.config import ModbusConfig
-from agent.modbus.planner import Read, function_code, plan
+from agent.collectors.modbus.config import ModbusConfig
+from agent.collectors.modbus.planner import Read, function_code, plan
 
 
 def device_plans(modbus: ModbusConfig) -> list[dict[str, Any]]:

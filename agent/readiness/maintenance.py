@@ -1,13 +1,68 @@
-"""Maintenance windows and patch SLA: pure functions of the config, the updates and `now`."""
+"""Maintenance windows and patch SLAs agreed between operations and security: the `[maintenance]`
+config section, and pure functions of it, the pending security updates and `now`."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
-from typing import Any
-from zoneinfo import ZoneInfo
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from agent.collectors.patches.config import WEEKDAYS, MaintenanceConfig
+from pydantic import Field, field_validator
+
+from agent.core.settings import PositiveDuration, Section
+
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+
+
+class WeeklySlot(Section):
+    day: Weekday
+    start: str = Field(description="local wall-clock time in the window's time zone, HH:MM")
+    duration: PositiveDuration
+
+    @field_validator("start")
+    @classmethod
+    def _hhmm(cls, value: str) -> str:
+        if not _HHMM.match(value):
+            raise ValueError(f"{value!r} is not a time of day: write HH:MM, e.g. \"02:00\"")
+        return value
+
+
+class OneOffWindow(Section):
+    start: datetime = Field(description="local date and time in the time zone, e.g. 2026-12-27T06:00:00")
+    duration: PositiveDuration
+
+
+class SlaConfig(Section):
+    """How long a security update may stay pending, by severity (apt gives none: `unspecified`)."""
+
+    critical: PositiveDuration = 7 * 86400.0
+    important: PositiveDuration = 14 * 86400.0
+    moderate: PositiveDuration = 30 * 86400.0
+    low: PositiveDuration = 90 * 86400.0
+    unspecified: PositiveDuration = 14 * 86400.0
+
+
+class MaintenanceConfig(Section):
+    """Windows agreed between operations and security for installing updates and rebooting."""
+
+    time_zone: str = "UTC"
+    weekly: list[WeeklySlot] = Field(default_factory=list)
+    dates: list[OneOffWindow] = Field(default_factory=list)
+    sla: SlaConfig = Field(default_factory=SlaConfig)
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not a known IANA time zone, e.g. \"Europe/Berlin\"") from None
+        return value
+
 
 
 @dataclass(frozen=True)

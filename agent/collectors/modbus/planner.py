@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+
 BIT_TABLES = ("coil", "discrete")
 TABLE_ORDER = ("coil", "discrete", "input", "holding")
 PROTOCOL_MAX_REGISTERS = 125

@@ -7,7 +7,6 @@ copied disk image has no /proc, a mode-0600 file), the honest answer is "unknown
 
 from __future__ import annotations
 
-import asyncio
 import glob
 import ipaddress
 import re
@@ -17,9 +16,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agent.clock import STA_UNSYNC, ClockState, read_clock
+from agent.collectors.base import BlockingCollector
+from agent.collectors.host.clock import STA_UNSYNC, ClockState, read_clock
 from agent.collectors.patches import deb822, system
-from agent.collectors.patches.config import PostureConfig
+from agent.collectors.posture.config import PostureConfig
 from agent.core.reading import Priority, Reading
 
 if TYPE_CHECKING:
@@ -324,7 +324,7 @@ def run_checks(root: Path, config: PostureConfig, units: UnitState | None = None
     return {"schema": 1, "checks": checks, **counts, "listening": sockets}
 
 
-class PostureCollector:
+class PostureCollector(BlockingCollector):
     name = "posture"
 
     def __init__(self, config: PostureConfig, root: Path, clock: Callable[[], float] = time.time):
@@ -333,18 +333,12 @@ class PostureCollector:
         self.interval = config.interval
         self.clock = clock
 
-    def read_once(self) -> Reading:
+    def read(self) -> list[Reading]:
         now = self.clock()
         body = run_checks(self.root, self.config)
-        return Reading(kind="posture", body=body, priority=Priority.SECURITY, retain=True, ts_ms=int(now * 1000))
-
-    async def collect(self) -> list[Reading]:
-        return [await asyncio.to_thread(self.read_once)]
-
-    async def close(self) -> None:
-        return None
+        return [Reading(kind="posture", body=body, priority=Priority.SECURITY, retain=True, ts_ms=int(now * 1000))]
 
 
-def build(config: "Config", *, root: Path = Path("/")) -> PostureCollector:
-    posture = getattr(config.collectors, "posture", None) or PostureConfig()
-    return PostureCollector(posture, Path(root))
+def build(config: Config, *, root: Path = Path("/")) -> list[PostureCollector]:
+    posture = config.collectors.posture
+    return [PostureCollector(posture, Path(root))] if posture.enabled else []

@@ -13,9 +13,9 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from agent.collectors.modbus.codec import ByteOrder, DataType, PointCodec
+from agent.collectors.modbus.planner import BIT_TABLES, PROTOCOL_MAX_BITS, PROTOCOL_MAX_REGISTERS, Limits, Span
 from agent.core.settings import Duration, Name, PositiveDuration, Section
-from agent.modbus.codec import ByteOrder, DataType, PointCodec
-from agent.modbus.planner import BIT_TABLES, PROTOCOL_MAX_BITS, PROTOCOL_MAX_REGISTERS, Limits, Span
 from agent.readiness.policy import AssetReadiness
 
 Table = Literal["coil", "discrete", "input", "holding"]

@@ -19,8 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from agent.modbus.config import DeviceConfig
-from agent.modbus.planner import function_code
+from agent.collectors.modbus.config import DeviceConfig
+from agent.collectors.modbus.planner import function_code
 
 log = logging.getLogger(__name__)
 

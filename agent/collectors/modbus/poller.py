@@ -18,10 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.modbus.codec import CodecError, PointCodec, Value, decode, decode_bit
-from agent.modbus.config import DeviceConfig
-from agent.modbus.planner import BIT_TABLES, Range, Read, Span, gaps, plan
-from agent.modbus.transports import Backoff, Line, ModbusReadError
+from agent.collectors.modbus.codec import CodecError, PointCodec, Value, decode, decode_bit
+from agent.collectors.modbus.config import DeviceConfig
+from agent.collectors.modbus.planner import BIT_TABLES, Range, Read, Span, gaps, plan
+from agent.collectors.modbus.transports import Backoff, Line, ModbusReadError
 
 log = logging.getLogger(__name__)
 

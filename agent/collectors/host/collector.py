@@ -6,20 +6,22 @@ A value the host does not expose is left out of the body, never reported as zero
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import shutil
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
 
-from agent.clock import read_clock
-from agent.config import Config
+from agent.collectors.base import BlockingCollector
+from agent.collectors.host.clock import read_clock
 from agent.core.reading import Priority, Reading
+
+if TYPE_CHECKING:
+    from agent.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +108,7 @@ def temperatures() -> dict[str, float]:
     return out
 
 
-class HostCollector:
+class HostCollector(BlockingCollector):
     """Samples the host it runs on; `interval` comes from [collectors.host]."""
 
     name = "host"
@@ -153,14 +155,11 @@ class HostCollector:
         body.update({key: value for key, value in optional.items() if value not in (None, {})})
         return body
 
-    async def collect(self) -> list[Reading]:
-        body = await asyncio.to_thread(self.sample)
-        return [Reading(kind="host", body=body, priority=Priority.STATE)]
-
-    async def close(self) -> None:
-        return None
+    def read(self) -> list[Reading]:
+        return [Reading(kind="host", body=self.sample(), priority=Priority.STATE)]
 
 
-def build(config: Config, *, root: Path = Path("/")) -> HostCollector:
+def build(config: Config, *, root: Path = Path("/")) -> list[HostCollector]:
     """The host collector always describes the running host; `root` does not apply to it."""
-    return HostCollector(config.collectors.host.interval)
+    host = config.collectors.host
+    return [HostCollector(host.interval)] if host.enabled else []

@@ -1,0 +1,1 @@
+"""Host health: CPU, memory, disks, temperatures, clock sync, failed units, eMMC wear."""

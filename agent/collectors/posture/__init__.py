@@ -1,0 +1,1 @@
+"""Hardening checks: firewall, SSH, listening ports, time sync, auditd, MAC, USB storage, encryption."""
