@@ -1,7 +1,7 @@
 """How far one fleet board goes: sustained verified messages per second and memory per node.
 
 Many simulated nodes (each its own Ed25519 key) publish signed messages through a private
-Mosquitto to one board (`agent.board.Board`, shared subscription, full verification with
+Mosquitto to one board (`agent.web.board.Board`, shared subscription, full verification with
 replay guard). The publisher is a separate process that seals everything before the clock
 starts, so the figure is the board's, not the sealer's. Baseline in the same run: the pure
 verifier (`Verifier.check`) in a tight loop, without MQTT; the ratio shows what the MQTT
@@ -29,12 +29,12 @@ sys.path.insert(0, str(ROOT))
 from cryptography.hazmat.primitives import serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
 
-from agent.board import Board  # noqa: E402
-from agent.board.state import FleetState  # noqa: E402
 from agent.core.reading import Reading  # noqa: E402
+from agent.fleet.state import FleetState  # noqa: E402
 from agent.readiness.policy import Asset, Policy  # noqa: E402
 from agent.trust import keys  # noqa: E402
 from agent.trust.verify import Verifier  # noqa: E402
+from agent.web.board import Board  # noqa: E402
 from simulators.mosquitto import PrivateMosquitto  # noqa: E402
 from simulators.signed_node import SimNode, Wire  # noqa: E402
 

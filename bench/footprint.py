@@ -23,13 +23,13 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from agent import demo  # noqa: E402
 from agent.trust import keys
+from simulators.demo import plant as demo  # noqa: E402
 from simulators.localnet import free_port, wait_for_port  # noqa: E402
 
 
 def write_config(state: Path, broker_port: int, ports: dict[int, int]) -> Path:
-    text = (ROOT / "agent/defaults/demo.toml").read_text()
+    text = (ROOT / "simulators/demo/demo.toml").read_text()
     text = text.replace("mqtt://127.0.0.1:1883", f"mqtt://127.0.0.1:{broker_port}")
     for configured, port in ports.items():
         text = text.replace(f"port = {configured}", f"port = {port}")

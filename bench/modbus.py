@@ -28,9 +28,9 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.collectors.modbus.collector import ModbusCollector, build
-from agent.collectors.modbus.transports import Backoff
 from agent.config import validate
 from agent.core.schedule import next_tick, spread_phases
+from agent.core.timing import Backoff
 from agent.trust.envelope import seal
 
 TYPES = [("uint16", 1), ("int16", 1), ("float32", 2), ("float32", 2), ("uint32", 2), ("float64", 4)]
@@ -69,7 +69,7 @@ def _serve(conn: Any, profiles: list[dict[str, Any]], dead: int) -> None:
             sim.faults.add(Fault("no_reply"))
         sim.start("tcp", port=0)
     conn.send([sim.endpoint for sim in sims])
-    while (command := conn.recv()) != "stop":
+    while conn.recv() != "stop":
         conn.send([sim.request_count(function_code=fc) for sim in sims for fc in (1, 2, 3, 4)])
     for sim in sims:
         sim.stop()

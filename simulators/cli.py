@@ -14,7 +14,7 @@ import sys
 from simulators.faults import KINDS, Fault
 from simulators.plc import Profile, Simulator, agent_points, list_profiles, load_profile
 
-SUBCOMMANDS: dict[str, str] = {"drill": "simulators.drill:main"}  # name -> "module:function" taking argv
+SUBCOMMANDS: dict[str, str] = {"drill": "simulators.drill:main", "demo": "simulators.demo.plant:main"}  # name -> "module:function" taking argv
 
 
 def _unit_spec(text: str) -> tuple[int, str | None]:

@@ -27,12 +27,12 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent.board import Board
 from agent.core.reading import Reading
 from agent.core.settings import parse_duration
 from agent.readiness.model import human
 from agent.readiness.policy import Asset, Policy
 from agent.trust import keys
+from agent.web.board import Board
 from simulators.faults import Fault
 from simulators.mosquitto import PrivateMosquitto
 from simulators.plc import Simulator, load_profile
@@ -355,7 +355,7 @@ def run_drill(name: str, *, listen: tuple[str, int] = ("127.0.0.1", 0), out: Cal
 
 
 def main(argv: list[str] | None = None) -> int:
-    from agent.board import parse_listen
+    from agent.web.server import parse_listen
 
     parser = argparse.ArgumentParser(prog="edge-sim drill", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)

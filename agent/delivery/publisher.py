@@ -31,26 +31,19 @@ from dataclasses import dataclass
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
+from agent.core.timing import Backoff
 from agent.delivery.config import MqttConfig
 from agent.delivery.spool import Message, Spool
 
 log = logging.getLogger(__name__)
 
-RECONNECT_MIN_S = 0.5
-RECONNECT_MAX_S = 30.0
+RECONNECT = Backoff(base=1.0, cap=30.0)
 CONNACK_TIMEOUT_S = 15.0
 _HANDSHAKE_RESETS = (ConnectionResetError, ConnectionAbortedError, BrokenPipeError)
 
 
 class PublisherError(Exception):
     """The MQTT settings cannot work at all (unreadable password file, certificate, ...)."""
-
-
-def backoff_delay(attempt: int, rand: Callable[[], float] = random.random,
-                  low: float = RECONNECT_MIN_S, high: float = RECONNECT_MAX_S) -> float:
-    """Exponential backoff with "equal jitter": between half and all of min(high, low * 2^attempt)."""
-    ceiling = min(high, low * 2 ** min(attempt, 30))
-    return ceiling / 2 + rand() * ceiling / 2
 
 
 def tls_context(config: MqttConfig) -> ssl.SSLContext | None:
@@ -179,7 +172,7 @@ class Publisher:
                     break
             else:
                 attempt += 1
-            self._wait(1.0 if self._stop.is_set() else backoff_delay(attempt, self._rand))
+            self._wait(1.0 if self._stop.is_set() else RECONNECT.delay(attempt, self._rand))
         self.connected = False
 
     def _make_client(self, will: Message) -> mqtt.Client:

@@ -18,10 +18,11 @@ import logging
 import os
 import secrets
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from agent.core.timing import now_ms
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,7 @@ class Session:
         block: int = 1000,
         boot_id: str | None = None,
         token: Callable[[], str] = lambda: secrets.token_hex(4),
-        clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+        clock_ms: Callable[[], int] = now_ms,
     ):
         state_dir.mkdir(parents=True, exist_ok=True)
         self._path = state_dir / FILENAME

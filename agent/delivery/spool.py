@@ -21,13 +21,13 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from agent.core.reading import Priority
+from agent.core.timing import now_ms
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ class Spool:
         max_bytes: int,
         max_age_s: float,
         sync: Sync = "normal",
-        clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+        clock_ms: Callable[[], int] = now_ms,
     ):
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path

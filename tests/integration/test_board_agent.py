@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.board import Board
 from agent.trust import keys
+from agent.web.board import Board
 from simulators.faults import Fault
 
 pytestmark = pytest.mark.integration

@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent.board import Board
 from agent.core.reading import Reading
 from agent.readiness.policy import Asset, Policy
 from agent.trust import keys
+from agent.web.board import Board
 from simulators.signed_node import SimNode, Wire
 
 pytestmark = pytest.mark.integration

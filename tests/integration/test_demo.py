@@ -1,4 +1,4 @@
-"""`edge-agent demo` is the newcomer's first command: it must show verified readings from
+"""`edge-sim demo` is the newcomer's first command: it must show verified readings from
 both simulated PLCs and the host, and reject nothing."""
 
 import subprocess
@@ -6,16 +6,16 @@ import sys
 
 import pytest
 
-from agent.demo_view import VERIFIED
+from simulators.demo.view import VERIFIED
 
 pytestmark = pytest.mark.integration
 
 
 def test_demo_shows_verified_readings_from_both_plcs_and_the_host(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "agent.cli", "demo", "--duration", "12",
+    result = subprocess.run([sys.executable, "-m", "simulators.cli", "demo", "--duration", "12",
                              "--state-dir", str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    final = result.stdout.rsplit("edge-agent demo  broker", 1)[1]
+    final = result.stdout.rsplit("edge-sim demo  broker", 1)[1]
     assert "rejected 0" in final
     assert "device packaging-plc  [online]" in final and "motor_speed=" in final
     assert "device energy-meter  [online]" in final and "voltage_l1=" in final

@@ -14,7 +14,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from agent.consumer import Subscription
+from agent.fleet.subscription import Subscription
 from agent.trust.keys import TrustStore
 from agent.trust.verify import Verifier
 from simulators.localnet import free_port, wait_for_port

@@ -13,7 +13,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from agent.consumer import Subscription
+from agent.fleet.subscription import Subscription
 from agent.trust import envelope, keys, rotation
 from agent.trust.verify import Verifier
 

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from agent.collectors.modbus.collector import build
-from agent.collectors.modbus.transports import Backoff
+from agent.core.timing import Backoff
 from simulators.faults import Fault
 
 pytestmark = pytest.mark.integration

@@ -7,8 +7,8 @@ import json
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent.board.state import FleetState
 from agent.core.reading import Reading
+from agent.fleet.state import FleetState
 from agent.readiness.policy import Asset, Policy
 from agent.trust import keys
 from agent.trust.verify import Verifier
@@ -190,8 +190,8 @@ def test_a_retained_message_too_old_to_verify_is_history_not_a_forgery() -> None
 
 
 def test_topic_filters_and_listen_address() -> None:
-    from agent.board import parse_listen
-    from agent.board.feed import topic_filters
+    from agent.fleet.feed import topic_filters
+    from agent.web.server import parse_listen
 
     filters = [f for f, _ in topic_filters("edge", "fleet")]
     assert filters[0] == "$share/fleet/edge/#"

@@ -16,9 +16,9 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize("name", ["agent.toml", "demo.toml"])
-def test_shipped_configs_load(name):
-    loaded = config.load(ROOT / "config" / name)
+@pytest.mark.parametrize("path", ["config/agent.toml", "simulators/demo/demo.toml"])
+def test_shipped_configs_load(path):
+    loaded = config.load(ROOT / path)
     assert loaded.node.id
 
 

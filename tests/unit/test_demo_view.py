@@ -1,6 +1,6 @@
-from agent.consumer import Received
-from agent.demo_view import REJECTED, VERIFIED, PlantView, render
+from agent.fleet.subscription import Received
 from agent.trust.envelope import Verdict
+from simulators.demo.view import REJECTED, VERIFIED, PlantView, render
 
 
 def received(stream: str, body: dict, valid: bool = True, seq: int = 1) -> Received:

@@ -6,7 +6,7 @@ import os
 import socket
 from pathlib import Path
 
-from agent.sdnotify import Notifier, watchdog_interval
+from agent.daemon.sdnotify import Notifier, watchdog_interval
 
 
 def receive(sock: socket.socket) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from agent.core.reading import Reading
-from agent.daemon import CollectorHealth, reported_state, run_collector
+from agent.daemon.collecting import CollectorHealth, reported_state, run_collector
 
 
 def test_a_device_reading_reports_its_own_state() -> None:

@@ -5,14 +5,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from agent import status_cmd
+from agent import cli
+from agent.cli import status as status_cmd
 from agent.core.reading import Priority
+from agent.daemon.runtime import write_runtime
 from agent.delivery import spool
 from agent.delivery.session import Session
 
 
 def test_empty_state_dir_says_so_and_exits_1(tmp_path: Path, capsys) -> None:
-    assert status_cmd.main(tmp_path, as_json=False) == 1
+    assert cli.main(["status", "--state-dir", str(tmp_path)]) == 1
     assert "spool:          none yet" in capsys.readouterr().out
 
 
@@ -22,7 +24,7 @@ def test_report_combines_spool_session_and_daemon_snapshot(tmp_path: Path) -> No
     store.put_many([spool.Message("edge/n/host", b"x" * 10, "host", Priority.STATE)] * 3)
     store.put(spool.Message("edge/n/status", b"w", "status", Priority.SECURITY), held=True)
     store.close()
-    status_cmd.write_runtime(tmp_path, {
+    write_runtime(tmp_path, {
         "pid": os.getpid(), "updated_ms": 2000, "session": "1.ab", "stopped": False,
         "broker": {"url": "mqtt://b:1883", "connected": False, "last_error": "connect: refused"},
         "collectors": {"modbus/press": {"state": "failing", "last_ok_ms": None, "last_error": "TimeoutError()"}},
@@ -39,11 +41,11 @@ def test_report_combines_spool_session_and_daemon_snapshot(tmp_path: Path) -> No
 
 
 def test_a_stopped_daemon_is_not_running(tmp_path: Path) -> None:
-    status_cmd.write_runtime(tmp_path, {"pid": os.getpid(), "stopped": True})
+    write_runtime(tmp_path, {"pid": os.getpid(), "stopped": True})
     assert not status_cmd.gather(tmp_path)["running"]
 
 
 def test_an_unreadable_spool_is_reported_not_raised(tmp_path: Path, capsys) -> None:
     (tmp_path / spool.FILENAME).write_bytes(b"this is not a database" * 100)
-    assert status_cmd.main(tmp_path, as_json=False) == 1
+    assert cli.main(["status", "--state-dir", str(tmp_path)]) == 1
     assert "cannot read" in capsys.readouterr().out

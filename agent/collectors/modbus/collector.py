@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from agent.collectors.modbus.poller import DevicePoller, wall_ms
-from agent.collectors.modbus.transports import Backoff, Lines
+from agent.collectors.modbus.poller import DevicePoller
+from agent.collectors.modbus.transports import Lines
 from agent.core.reading import Priority, Reading
+from agent.core.timing import Backoff, now_ms
 
 if TYPE_CHECKING:
     from agent.config import Config
@@ -28,7 +29,7 @@ class ModbusCollector:
     lines: Lines
 
     async def collect(self) -> list[Reading]:
-        taken_ms = wall_ms()
+        taken_ms = now_ms()
         body = await self.poller.poll()
         return [Reading(kind="modbus", subject=self.poller.device.name, body=body, priority=Priority.BULK,
                         ts_ms=taken_ms)]

@@ -21,13 +21,10 @@ from typing import Any
 from agent.collectors.modbus.codec import CodecError, PointCodec, Value, decode, decode_bit
 from agent.collectors.modbus.config import DeviceConfig
 from agent.collectors.modbus.planner import BIT_TABLES, Range, Read, Span, gaps, plan
-from agent.collectors.modbus.transports import Backoff, Line, ModbusReadError
+from agent.collectors.modbus.transports import Line, ModbusReadError
+from agent.core.timing import Backoff, now_ms
 
 log = logging.getLogger(__name__)
-
-
-def wall_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 @dataclass
@@ -58,7 +55,7 @@ class _Cycle:
 
 class DevicePoller:
     def __init__(self, device: DeviceConfig, line: Line, *, backoff: Backoff = Backoff(),
-                 rng: random.Random | None = None, clock_ms: Callable[[], int] = wall_ms,
+                 rng: random.Random | None = None, clock_ms: Callable[[], int] = now_ms,
                  monotonic: Callable[[], float] = time.perf_counter) -> None:
         self.device = device
         self.line = line
@@ -129,7 +126,7 @@ class DevicePoller:
             self._silent_cycles, self._next_attempt = 0, 0.0
             return
         self._silent_cycles += 1
-        self._next_attempt = self._monotonic() + self._backoff.delay(self._silent_cycles, self._rng)
+        self._next_attempt = self._monotonic() + self._backoff.delay(self._silent_cycles, self._rng.random)
 
     async def _pause(self, cycle: _Cycle) -> None:
         if cycle.requests and self.device.pause_between_requests:

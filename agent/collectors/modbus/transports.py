@@ -16,11 +16,11 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from agent.collectors.modbus.config import DeviceConfig
 from agent.collectors.modbus.planner import function_code
+from agent.core.timing import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -56,19 +56,6 @@ def _guard(sending: bool, pdu: Any) -> Any:
     if sending and pdu.function_code not in READ_FUNCTION_CODES:
         raise ReadOnlyViolation(f"refusing to send Modbus function code {pdu.function_code}: the agent is read-only")
     return pdu
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """Delay before reconnect attempt n (n >= 1): base * 2^(n-1), capped, times jitter."""
-
-    base: float = 1.0
-    cap: float = 60.0
-    jitter: float = 0.5  # the delay is multiplied by a factor in [1 - jitter, 1 + jitter]
-
-    def delay(self, failures: int, rng: random.Random) -> float:
-        raw = min(self.cap, self.base * 2 ** max(0, failures - 1))
-        return raw * rng.uniform(1 - self.jitter, 1 + self.jitter)
 
 
 class Line:
@@ -144,7 +131,7 @@ class Line:
         if not ok:
             self.drop()
             self._connect_failures += 1
-            delay = self._backoff.delay(self._connect_failures, self._rng)
+            delay = self._backoff.delay(self._connect_failures, self._rng.random)
             self._next_connect = self._monotonic() + delay
             raise ModbusReadError("connect_failed", f"cannot connect to {self.key}: {reason}; retry in {delay:.1f} s")
         self._connect_failures = 0

@@ -1,4 +1,4 @@
-"""The daemon: builds collectors from the config, runs each on its own grid, seals every
+"""The daemon's service: builds collectors from the config, runs each on its own grid, seals every
 Reading into the spool, and lets the publisher drain the spool to the broker. Collectors are
 isolated: one raising or hanging never stops or delays another.
 
@@ -11,128 +11,36 @@ from the main loop (only while the publisher thread is alive too).
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import os
 import signal
 import sqlite3
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from agent import __version__
 from agent import config as config_mod
 from agent.collectors import registry
-from agent.collectors.base import Collector
 from agent.config import Config
 from agent.core.reading import Priority, Reading
-from agent.core.schedule import next_tick, spread_phases
+from agent.core.schedule import spread_phases
+from agent.core.timing import now_ms
+from agent.daemon.collecting import CollectorHealth, run_collector, stopped_within
+from agent.daemon.runtime import write_runtime
+from agent.daemon.sdnotify import Notifier, watchdog_interval
+from agent.daemon.sealer import Sealer, config_digest
 from agent.delivery import spool
 from agent.delivery.publisher import Lifecycle, Publisher, PublisherError, read_password, tls_context
 from agent.delivery.session import Session
 from agent.delivery.spool import Message, Spool
 from agent.readiness import model as readiness
-from agent.sdnotify import Notifier, watchdog_interval
-from agent.status_cmd import write_runtime
-from agent.trust import envelope, keys, rotation
+from agent.trust import keys, rotation
 
 log = logging.getLogger(__name__)
 
 STALL_S = 60.0  # a publisher without a heartbeat for this long is hung: stop the watchdog pings
-
-
-def topic_for(prefix: str, node: str, stream: str) -> str:
-    return f"{prefix}/{node}/{stream}"
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-def config_digest(config: Config) -> str:
-    """A short fingerprint of the running config, so the fleet sees which nodes differ."""
-    return hashlib.sha256(envelope.canonical(config.model_dump(mode="json"))).hexdigest()[:16]
-
-
-class Sealer:
-    """Turns Readings into signed spool Messages; every message takes the next persisted seq."""
-
-    def __init__(self, config: Config, private_key, session: Session,
-                 clock: Callable[[], float] = time.time) -> None:
-        self.private_key = private_key
-        self.kid = keys.key_id(private_key.public_key())
-        self.node = config.node.id
-        self.prefix = config.mqtt.topic_prefix
-        self.session = session
-        self._clock = clock
-
-    def seal(self, reading: Reading) -> Message:
-        topic = topic_for(self.prefix, self.node, reading.stream)
-        payload = envelope.seal(
-            self.private_key, kid=self.kid, node=self.node, topic=topic, kind=reading.kind,
-            session=self.session.session, seq=self.session.next_seq(),
-            ts_ms=reading.ts_ms or int(self._clock() * 1000), body=reading.body,
-        )
-        return Message(topic, payload, reading.stream, reading.priority, reading.retain)
-
-
-@dataclass
-class CollectorHealth:
-    state: str = "starting"  # "ok", "failing", or what the readings report (a device's "offline")
-    failures: int = 0
-    last_ok_ms: int | None = None
-    last_error: str = ""
-
-
-def reported_state(readings: list[Reading]) -> tuple[str, str] | None:
-    """(state, last error) a reading reports about its subject in `body.status`, as Modbus
-    devices do (online, degraded, offline); None if it reports none."""
-    for reading in readings:
-        status = reading.body.get("status")
-        if isinstance(status, dict) and isinstance(status.get("state"), str):
-            error = status.get("last_error")
-            return status["state"], "" if error is None or status["state"] == "online" else str(error)[:200]
-    return None
-
-
-async def stopped_within(stop: asyncio.Event, seconds: float) -> bool:
-    """Sleep up to `seconds`, waking early when `stop` is set; True if it was."""
-    try:
-        await asyncio.wait_for(stop.wait(), timeout=max(0.0, seconds))
-    except TimeoutError:
-        return False
-    return True
-
-
-async def run_collector(collector: Collector, emit: Callable[[list[Reading]], None], stop: asyncio.Event,
-                        clock: Callable[[], float] = time.monotonic, health: CollectorHealth | None = None,
-                        phase: float = 0.0) -> None:
-    """Run `collector` on its grid (first tick `phase` seconds from now) until `stop` is set;
-    errors are logged and counted."""
-    health = health or CollectorHealth()
-    start = clock() + phase
-    if await stopped_within(stop, phase):
-        return
-    while not stop.is_set():
-        try:
-            readings = await asyncio.wait_for(collector.collect(), timeout=max(collector.interval, 10.0))
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - a collector's failure must never stop the daemon
-            health.failures += 1
-            health.state, health.last_error = "failing", repr(exc)[:200]
-            log.warning("collector failed collector=%s error=%r consecutive=%d", collector.name, exc, health.failures)
-        else:
-            if health.failures:
-                log.info("collector recovered collector=%s after=%d", collector.name, health.failures)
-            health.failures = 0
-            health.state, health.last_error = reported_state(readings) or ("ok", "")
-            if health.state != "offline":  # an offline device is not "ok" just because we asked
-                health.last_ok_ms = now_ms()
-            emit(readings)
-        await stopped_within(stop, next_tick(start, collector.interval, clock()) - clock())
 
 
 class Agent:

@@ -1,4 +1,4 @@
-"""`edge-agent demo`: a whole plant on one machine, on embedded defaults.
+"""`edge-sim demo`: a whole plant on one machine, on embedded defaults.
 
 Starts two simulated PLCs (separate processes, real Modbus TCP), a broker (Mosquitto when
 installed, else a pure-Python one), the agent with a throwaway key, and a verifying
@@ -8,6 +8,7 @@ with a "signature verified" mark; the fleet board (web page) runs beside it.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import logging
@@ -23,11 +24,11 @@ from importlib import resources
 from pathlib import Path
 
 from agent import config as config_mod
-from agent import logsetup
-from agent.consumer import Subscription
-from agent.demo_view import PlantView
+from agent.cli import logs as logsetup
+from agent.fleet.subscription import Subscription
 from agent.trust import keys
 from agent.trust.verify import Verifier
+from simulators.demo.view import PlantView
 from simulators.localnet import free_port, wait_for_port
 
 log = logging.getLogger(__name__)
@@ -62,14 +63,14 @@ def _broker(state: Path) -> Iterator[str]:
         conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\nuser root\n")
         argv = [mosquitto, "-c", str(conf)]
     else:
-        argv = [sys.executable, "-m", "agent.demo_broker", str(port)]
+        argv = [sys.executable, "-m", "simulators.demo.broker", str(port)]
     with _process(argv, state / "broker.log", port):
         yield f"mqtt://127.0.0.1:{port}"
 
 
 def demo_config(state: Path, broker_url: str, ports: dict[int, int]) -> config_mod.Config:
     """The embedded demo config with this run's broker, ports and state folder."""
-    data = tomllib.loads(resources.files("agent.defaults").joinpath("demo.toml").read_text())
+    data = tomllib.loads(resources.files("simulators.demo").joinpath("demo.toml").read_text())
     data["state_dir"] = str(state / "agent")
     data["signing"]["key_file"] = str(state / "node.key")
     data["mqtt"]["url"] = broker_url
@@ -79,7 +80,7 @@ def demo_config(state: Path, broker_url: str, ports: dict[int, int]) -> config_m
 
 
 def _run_agent(cfg: config_mod.Config, stop: threading.Event) -> None:
-    from agent.daemon import Agent
+    from agent.daemon.service import Agent
 
     async def main() -> None:
         agent = Agent(cfg, keys.load_private(cfg.signing.key_file))
@@ -103,7 +104,7 @@ def run(duration: float = 0, broker_url: str | None = None, state_dir: Path | No
     trust = keys.TrustStore()
     trust.add(keys.load_public(Path(f"{key_path}.pub")))
     ports = {configured: free_port() for configured in PLANT}
-    print(f"edge-agent demo: state, keys and logs in {state}", flush=True)
+    print(f"edge-sim demo: state, keys and logs in {state}", flush=True)
     with contextlib.ExitStack() as stack:
         for configured, port in ports.items():
             argv = [sys.executable, "-m", "simulators.cli", "--port", str(port), "--profile", PLANT[configured]]
@@ -116,7 +117,7 @@ def run(duration: float = 0, broker_url: str | None = None, state_dir: Path | No
         agent_thread.start()
         board_url = ""
         if board_listen is not None:
-            from agent.board import Board
+            from agent.web.board import Board
 
             # A plain subscription: the pure-Python fallback broker may not know shared ones.
             board = Board(url, trust, listen=board_listen, group=None, prefix=cfg.mqtt.topic_prefix).start()
@@ -137,3 +138,33 @@ def run(duration: float = 0, broker_url: str | None = None, state_dir: Path | No
             agent_thread.join(15)
         view.show(sys.stdout, final=True)
     return 0 if view.rejected == 0 and view.verified > 0 else 1
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="edge-sim demo",
+        description="A simulated plant (two PLCs), a local broker, the agent with a throwaway key, a live "
+                    "verified terminal view and the fleet board, on embedded defaults. Ctrl-C or SIGTERM stops "
+                    "all of it. Exit 0 when messages verified and none was rejected.")
+    p.add_argument("--duration", type=float, default=0, help="stop after S seconds (default: until Ctrl-C)")
+    p.add_argument("--broker", default=None, help="use this broker URL instead of starting one")
+    p.add_argument("--state-dir", type=Path, default=None, help="keep keys, config and logs here")
+    p.add_argument("--board-listen", default="127.0.0.1:0", metavar="HOST:PORT",
+                   help="where the fleet board's web page listens (default: a free local port, printed)")
+    p.add_argument("--no-board", action="store_true", help="terminal view only, no web board")
+    return p
+
+
+def main(argv: list[str]) -> int:
+    from agent.web.server import parse_listen
+
+    args = parser().parse_args(argv)
+    try:
+        board = None if args.no_board else parse_listen(args.board_listen)
+    except ValueError as exc:
+        print(f"edge-sim demo: --board-listen: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return run(duration=args.duration, broker_url=args.broker, state_dir=args.state_dir, board_listen=board)
+    except KeyboardInterrupt:
+        return 1

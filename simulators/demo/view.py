@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from agent.consumer import Received
+from agent.fleet.subscription import Received
 
 VERIFIED = "✔ signature verified"
 REJECTED = "✘ REJECTED"
@@ -95,7 +95,7 @@ def _device_summary(body: dict[str, Any]) -> tuple[str, str]:
 
 
 def render(broker: str, verified: int, rejected: int, latest: dict[tuple[str, str], Latest], now: float) -> list[str]:
-    lines = [f"edge-agent demo  broker {broker}  messages verified {verified}  rejected {rejected}", ""]
+    lines = [f"edge-sim demo  broker {broker}  messages verified {verified}  rejected {rejected}", ""]
     for node in sorted({n for n, _ in latest}):
         status = latest.get((node, "status"))
         state = status.body.get("state", "?") if status else "?"

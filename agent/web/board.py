@@ -1,32 +1,28 @@
-"""The fleet board: `edge-agent board --broker URL --trust DIR [--listen 127.0.0.1:8080]`.
-
-Wires the verified MQTT feed (agent.board.feed), the fleet state (agent.board.state) and the
-HTTP server (agent.board.server) together; the clock is passed in so drills can run it on
+"""The fleet board (`edge-agent board`): wires the verified MQTT feed (agent.fleet.feed), the fleet state (agent.fleet.state) and the
+HTTP server (agent.web.server) together; the clock is passed in so drills can run it on
 simulated time. See docs/readiness.md.
 """
 
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from agent.board.feed import Feed
-from agent.board.server import make_server
-from agent.board.state import FleetState
+from agent.fleet.feed import Feed
+from agent.fleet.state import SILENT_AFTER_S, FleetState
 from agent.trust import keys
 from agent.trust.verify import Verifier
+from agent.web.server import make_server
 
 log = logging.getLogger(__name__)
 
 
 class Board:
     def __init__(self, broker_url: str, trust: keys.TrustStore, *, listen: tuple[str, int] = ("127.0.0.1", 8080),
-                 prefix: str = "edge", group: str | None = "board", silent_after_s: float = 120.0,
+                 prefix: str = "edge", group: str | None = "board", silent_after_s: float = SILENT_AFTER_S,
                  history_s: float = 6 * 3600.0, tick_s: float = 1.0, max_skew_s: float = 300.0,
                  tls_files: tuple[str | None, str | None, str | None] = (None, None, None),
                  clock: Callable[[], float] = time.time, serve_http: bool = True) -> None:
@@ -87,28 +83,3 @@ class Board:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def parse_listen(text: str) -> tuple[str, int]:
-    host, _, port = text.rpartition(":")
-    if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"{text!r} is not HOST:PORT, e.g. 127.0.0.1:8080")
-    return host.strip("[]"), int(port)
-
-
-def run(broker: str, trust_dir: Path, *, listen: str = "127.0.0.1:8080", prefix: str = "edge",
-        group: str | None = "board", silent_after_s: float = 120.0,
-        tls_files: tuple[str | None, str | None, str | None] = (None, None, None)) -> int:
-    trust = keys.TrustStore.load(trust_dir)
-    board = Board(broker, trust, listen=parse_listen(listen), prefix=prefix, group=group,
-                  silent_after_s=silent_after_s, tls_files=tls_files)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with board:
-        log.info("board serving url=%s broker=%s trusted_keys=%d", board.url, broker, len(trust.keys))
-        print(f"board: {board.url} (broker {broker}, {len(trust.keys)} trusted keys)", flush=True)
-        try:
-            stop.wait()
-        except KeyboardInterrupt:
-            pass
-    return 0

@@ -1,10 +1,12 @@
-"""`edge-agent plan`: show the reads the agent will send to each device, before it sends them."""
+"""`edge-agent plan`: the reads the agent will send to each Modbus device, before it sends any."""
 
 from __future__ import annotations
 
+import argparse
 import json
 from typing import Any
 
+from agent.cli.common import EXIT_OK, config_argument, load_config
 from agent.collectors.modbus.config import ModbusConfig
 from agent.collectors.modbus.planner import Read, function_code, plan
 
@@ -40,7 +42,16 @@ def render(plans: list[dict[str, Any]]) -> str:
     return "\n".join(lines).rstrip()
 
 
-def main(modbus: ModbusConfig, as_json: bool) -> int:
-    plans = device_plans(modbus)
-    print(json.dumps(plans, indent=2) if as_json else render(plans))
-    return 0
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("plan", help="print the Modbus reads the agent will send to each device",
+                       description="Per device: table, function code, start address (zero-based), count and "
+                                   "the points each read covers; nothing is sent.")
+    config_argument(p)
+    p.add_argument("--json", action="store_true", help="a JSON list of devices, each with its reads")
+    p.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    plans = device_plans(load_config(args.config).modbus)
+    print(json.dumps(plans, indent=2) if args.json else render(plans))
+    return EXIT_OK

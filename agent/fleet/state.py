@@ -15,6 +15,7 @@ from agent.readiness import model as readiness
 from agent.readiness.policy import Policy
 from agent.trust import envelope
 
+SILENT_AFTER_S = 120.0  # default: a node not heard from for this long shows silent
 QUIET_REASONS = (envelope.DUPLICATE,)  # a QoS 1 redelivery or the 2nd subscription's copy: nothing new
 
 
@@ -67,7 +68,7 @@ def _levels(body: dict[str, Any]) -> tuple[str, str, str, tuple]:
 
 
 class FleetState:
-    def __init__(self, *, started_ms: int, silent_after_ms: int = 120_000, history_ms: int = 6 * 3600_000,
+    def __init__(self, *, started_ms: int, silent_after_ms: int = int(SILENT_AFTER_S * 1000), history_ms: int = 6 * 3600_000,
                  rejected_window_ms: int = 3600_000, max_timeline: int = 2000, max_streams: int = 256,
                  max_unverified_nodes: int = 256) -> None:
         # The caps bound what others can make the board remember: a node may only add streams

@@ -1,4 +1,4 @@
-"""A pure-Python MQTT broker for `edge-agent demo` on machines without Mosquitto.
+"""A pure-Python MQTT broker for `edge-sim demo` on machines without Mosquitto.
 
 Demo only (amqtt, installed by `scripts/demo.sh` when Mosquitto is missing): production
 fleets use Mosquitto, see config/mosquitto/.

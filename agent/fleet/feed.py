@@ -14,8 +14,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from agent.board.state import FleetState
-from agent.consumer import consumer_client
+from agent.fleet.state import FleetState
+from agent.fleet.subscription import consumer_client
 from agent.trust.verify import Verifier
 
 log = logging.getLogger(__name__)

@@ -7,6 +7,7 @@ database itself, so they are current even when the daemon is stopped or hung.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sqlite3
@@ -14,17 +15,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from agent.cli.common import EXIT_FAILED, EXIT_OK, config_argument, load_config
+from agent.core.timing import now_ms
+from agent.daemon.runtime import read_runtime
 from agent.delivery import session, spool
-
-RUNTIME_FILE = "status.json"
-
-
-def write_runtime(state_dir: Path, snapshot: dict[str, Any]) -> None:
-    """Replace status.json atomically (no fsync: it is rewritten at every report)."""
-    path = state_dir / RUNTIME_FILE
-    tmp = path.with_name(f".{RUNTIME_FILE}.tmp")
-    tmp.write_text(json.dumps(snapshot, sort_keys=True, indent=1))
-    os.replace(tmp, path)
 
 
 def _pid_alive(pid: object) -> bool:
@@ -41,11 +35,7 @@ def _pid_alive(pid: object) -> bool:
 
 def gather(state_dir: Path) -> dict[str, Any]:
     """Everything `status` shows, as plain data."""
-    runtime: dict[str, Any] | None
-    try:
-        runtime = json.loads((state_dir / RUNTIME_FILE).read_text())
-    except (OSError, ValueError):
-        runtime = None
+    runtime = read_runtime(state_dir)
     spool_error = ""
     try:
         stats = spool.read_stats_file(state_dir / spool.FILENAME)
@@ -101,11 +91,21 @@ def render(report: dict[str, Any], now_ms: int) -> str:
     return "\n".join(lines)
 
 
-def main(state_dir: Path, as_json: bool) -> int:
-    """Print the status; exit 1 if the state directory holds nothing of the agent's."""
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("status", help="spool depth, drops, last publish and collectors, from the state dir",
+                       description="Reads the state directory only (no broker needed): the one of the config "
+                                   "(-c), or --state-dir DIR. Exit 1 if it holds nothing of the agent's.")
+    config_argument(p)
+    p.add_argument("--state-dir", type=Path, default=None, help="read this state directory instead of the config's")
+    p.add_argument("--json", action="store_true", help="print one JSON object for scripts")
+    p.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    state_dir = args.state_dir or load_config(args.config).state_dir
     report = gather(state_dir)
-    if as_json:
+    if args.json:
         print(json.dumps(report, sort_keys=True, indent=2))
     else:
-        print(render(report, time.time_ns() // 1_000_000))
-    return 0 if report["spool"] is not None or report["daemon"] is not None else 1
+        print(render(report, now_ms()))
+    return EXIT_OK if report["spool"] is not None or report["daemon"] is not None else EXIT_FAILED

@@ -17,7 +17,7 @@ from urllib.parse import unquote, urlsplit
 
 log = logging.getLogger(__name__)
 
-PAGE = resources.files("agent.board").joinpath("static/index.html")
+PAGE = resources.files("agent.web").joinpath("static/index.html")
 
 
 def make_server(address: tuple[str, int], fleet: Callable[[], dict[str, Any]],
@@ -59,3 +59,10 @@ def make_server(address: tuple[str, int], fleet: Callable[[], dict[str, Any]],
     server = ThreadingHTTPServer(address, Handler)
     server.daemon_threads = True
     return server
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"{text!r} is not HOST:PORT, e.g. 127.0.0.1:8080")
+    return host.strip("[]"), int(port)

@@ -1,0 +1,49 @@
+"""What every command shares: exit codes, the config option and loader, TLS and log options."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from agent.config import Config
+
+DEFAULT_CONFIG = Path("/etc/edge-agent/agent.toml")
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+LOG_LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR"]
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> int:
+    """Print one `edge-agent: ...` line on stderr and return `code` (for `return fail(...)`)."""
+    print(f"edge-agent: {message}", file=sys.stderr)
+    return code
+
+
+def load_config(path: Path) -> Config:
+    """The validated config, or print its problems (one per line) and exit 2."""
+    from agent.config import ConfigError, load
+
+    try:
+        return load(path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        raise SystemExit(EXIT_USAGE) from None
+
+
+def config_argument(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
+    """-c/--config; `required` commands fall back to the installed config file."""
+    parser.add_argument("-c", "--config", type=Path, default=DEFAULT_CONFIG if required else None,
+                        help=f"TOML config file (default {DEFAULT_CONFIG})" if required else "TOML config file")
+
+
+def tls_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--ca-file", default=None, help="CA bundle for an mqtts:// broker")
+    parser.add_argument("--cert-file", default=None, help="client certificate for mutual TLS")
+    parser.add_argument("--key-file", default=None, help="the client certificate's private key")
+
+
+def log_level_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--log-level", default="INFO", choices=LOG_LEVELS)

@@ -1,0 +1,56 @@
+"""`edge-agent verify`: subscribe, verify every message, print one JSON line each."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from agent.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, fail, tls_arguments
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("verify", help="subscribe, verify every message, print one JSON object per line",
+                       description="Exit 1 if any message was invalid, 0 otherwise. A duplicate (the same signed "
+                                   "bytes again, e.g. a QoS 1 redelivery) is counted, not printed.")
+    p.add_argument("--broker", required=True, help="broker URL, e.g. mqtt://127.0.0.1:1883")
+    p.add_argument("--trust", type=Path, required=True, help="trust store folder (docs/protocol.md)")
+    p.add_argument("--count", type=int, default=0, help="stop after N messages (default: no limit)")
+    p.add_argument("--timeout", type=float, default=0, help="stop after S seconds (default: no limit)")
+    p.add_argument("--topic-prefix", default="edge", help="first topic level (default edge)")
+    tls_arguments(p)
+    p.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    from agent.fleet.subscription import Subscription
+    from agent.trust.envelope import DUPLICATE
+    from agent.trust.keys import KeyError_, TrustStore
+    from agent.trust.verify import Verifier
+
+    try:
+        verifier = Verifier(TrustStore.load(args.trust))  # rotations followed in memory only
+    except KeyError_ as exc:
+        return fail(str(exc), EXIT_USAGE)
+    deadline = time.monotonic() + args.timeout if args.timeout else None
+    seen = invalid = duplicates = 0
+    tls_files = (args.ca_file, args.cert_file, args.key_file)
+    with Subscription(args.broker, verifier, topic_filter=f"{args.topic_prefix}/#", tls_files=tls_files) as subscription:
+        if subscription.subscribed.wait(args.timeout or None):
+            print(f"verify: subscribed to {args.topic_prefix}/# on {args.broker}", file=sys.stderr, flush=True)
+        try:
+            for received in subscription.messages(deadline):
+                if received.verdict.reason == DUPLICATE:
+                    duplicates += 1  # a QoS 1 redelivery: the same signed bytes again, not an attack
+                    continue
+                print(json.dumps(received.as_json(), sort_keys=True), flush=True)
+                seen += 1
+                invalid += not received.verdict.valid
+                if args.count and seen >= args.count:
+                    break
+        except KeyboardInterrupt:
+            pass
+    print(f"verified {seen} messages, {invalid} invalid, {duplicates} duplicates ignored", file=sys.stderr)
+    return EXIT_FAILED if invalid else EXIT_OK

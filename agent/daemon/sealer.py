@@ -1,0 +1,44 @@
+"""Readings become signed spool Messages: topic, next persisted sequence number, Ed25519 envelope."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+
+from agent.config import Config
+from agent.core.reading import Reading
+from agent.delivery.session import Session
+from agent.delivery.spool import Message
+from agent.trust import envelope, keys
+
+
+def topic_for(prefix: str, node: str, stream: str) -> str:
+    return f"{prefix}/{node}/{stream}"
+
+
+def config_digest(config: Config) -> str:
+    """A short fingerprint of the running config, so the fleet sees which nodes differ."""
+    return hashlib.sha256(envelope.canonical(config.model_dump(mode="json"))).hexdigest()[:16]
+
+
+class Sealer:
+    """Turns Readings into signed spool Messages; every message takes the next persisted seq."""
+
+    def __init__(self, config: Config, private_key, session: Session,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.private_key = private_key
+        self.kid = keys.key_id(private_key.public_key())
+        self.node = config.node.id
+        self.prefix = config.mqtt.topic_prefix
+        self.session = session
+        self._clock = clock
+
+    def seal(self, reading: Reading) -> Message:
+        topic = topic_for(self.prefix, self.node, reading.stream)
+        payload = envelope.seal(
+            self.private_key, kid=self.kid, node=self.node, topic=topic, kind=reading.kind,
+            session=self.session.session, seq=self.session.next_seq(),
+            ts_ms=reading.ts_ms or int(self._clock() * 1000), body=reading.body,
+        )
+        return Message(topic, payload, reading.stream, reading.priority, reading.retain)

@@ -1,0 +1,1 @@
+"""The consumer side: subscribe and verify (subscription), the fleet's state and the board that wires them."""
