@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from waiting import wait_until
 
 from agent.delivery import spool
 from agent.trust import envelope, keys
@@ -25,16 +25,6 @@ DEADLINE_S = 60.0
 # The broker writes its state (sessions, queued messages) after every change, so a SIGKILL
 # loses nothing it acknowledged: the tests then measure the agent, not Mosquitto.
 DURABLE_BROKER = "autosave_interval 1\nautosave_on_changes true\n"
-
-
-def wait_until(condition: Callable[[], Any], what: str, timeout: float = DEADLINE_S) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 @dataclass(frozen=True)

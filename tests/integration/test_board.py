@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from waiting import wait_until
 
 from agent.core.reading import Reading
 from agent.readiness.policy import Asset, Policy
@@ -42,17 +43,7 @@ def get(url: str) -> dict:
 
 
 def until(check: Callable[[], object], timeout: float = 30.0) -> object:
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-        except OSError:
-            last = None
-        if last:
-            return last
-        time.sleep(0.2)
-    raise AssertionError(f"condition not met in {timeout} s; last {last!r}")
+    return wait_until(check, "the board's answer", timeout, interval=0.2, tolerate=(OSError,))
 
 
 @pytest.fixture

@@ -7,10 +7,10 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from waiting import wait_until
 
 from agent.trust import keys
 from agent.web.board import Board
@@ -69,14 +69,11 @@ max_downtime = "15m"
 
 
 def wait_for(board: Board, check, what: str, timeout: float = 60.0) -> dict:
-    deadline = time.monotonic() + timeout
-    row = None
-    while time.monotonic() < deadline:
-        row = next((r for r in board.fleet()["nodes"] if r["node"] == NODE), None)
-        if row is not None and check(row):
-            return row
-        time.sleep(0.2)
-    raise AssertionError(f"board never showed {what}; last row {row}")
+    def row() -> dict | None:
+        found = next((r for r in board.fleet()["nodes"] if r["node"] == NODE), None)
+        return found if found is not None and check(found) else None
+
+    return wait_until(row, f"the board to show {what}", timeout, interval=0.2)
 
 
 def test_agent_verdict_is_published_recomputed_and_agreed(broker, make_simulator, node_key, tmp_path: Path) -> None:

@@ -12,11 +12,11 @@ import os
 import re
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from waiting import wait_until
 
 from agent.core.reading import Reading
 from agent.readiness.policy import Asset, Policy
@@ -62,10 +62,7 @@ def live_board(broker, tmp_path: Path):
     board = Board(broker.url, trust, listen=("127.0.0.1", 0), tick_s=0.5).start()
     wire = Wire("127.0.0.1", broker.port)
     try:
-        deadline = time.monotonic() + 30
-        while not (board.feed.subscribed.is_set() and wire.connected.is_set()):
-            assert time.monotonic() < deadline, "board or nodes could not connect"
-            time.sleep(0.05)
+        wait_until(lambda: board.feed.subscribed.is_set() and wire.connected.is_set(), "board and nodes to connect")
         nodes["panel-2"].devices["plc-line2"].online = False
         nodes["panel-3"].patches = {**nodes["panel-3"].patches, "reboot_required": True,
                                     "reboot": {"flag_packages": ["linux-image-amd64"]}}
@@ -73,14 +70,12 @@ def live_board(broker, tmp_path: Path):
             wire.send([node.status("online"), *node.cycle()])
         impostor = SimNode("panel-2", Ed25519PrivateKey.generate(), policy=policy)
         wire.send([impostor.seal(Reading("readiness", {"verdict": {"level": "ready"}}))])
-        while True:
-            fleet = board.fleet()
-            by_node = {r["node"]: r for r in fleet["nodes"]}
-            if len(by_node) == 3 and by_node["panel-2"]["unverified"]["count"] == 1 and all(
-                    r["agent"] for r in by_node.values()):
-                break
-            assert time.monotonic() < deadline, fleet
-            time.sleep(0.1)
+        def settled() -> bool:
+            by_node = {r["node"]: r for r in board.fleet()["nodes"]}
+            return len(by_node) == 3 and by_node["panel-2"]["unverified"]["count"] == 1 and all(
+                r["agent"] for r in by_node.values())
+
+        wait_until(settled, "three nodes, their verdicts and the impostor's rejection", interval=0.1)
         yield board
     finally:
         wire.close()

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from paho.mqtt.enums import CallbackAPIVersion
+from waiting import wait_until
 
 from agent.delivery.config import MqttConfig
 from agent.delivery.publisher import tls_context
@@ -178,11 +179,7 @@ class Client:
 
 
 def wait_for(condition, what: str) -> None:
-    deadline = time.monotonic() + DEADLINE_S
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
+    wait_until(condition, what, DEADLINE_S, interval=0.02)
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
+from waiting import wait_until
 
 from agent.fleet.subscription import Subscription
 from agent.trust import envelope, keys, rotation
@@ -49,18 +50,15 @@ def test_late_consumer_follows_a_rotation_from_the_retained_notice(broker, node_
     consumer.connect("127.0.0.1", broker.port)
     consumer.loop_start()
     try:
-        deadline = time.monotonic() + 20
-        while not verdicts and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert verdicts and verdicts[0].valid and verdicts[0].fields["kind"] == "key"
+        wait_until(lambda: verdicts, "the retained rotation notice", 20)
+        assert verdicts[0].valid and verdicts[0].fields["kind"] == "key"
 
         new_key = keys.load_private(key_path)
         new_kid = keys.key_id(new_key.public_key())
         data = envelope.seal(new_key, kid=new_kid, node="press-1", topic="edge/press-1/host", kind="host",
                              session="2.x", seq=1, ts_ms=int(time.time() * 1000), body={"cpu": 1.0})
         publish(broker.port, "edge/press-1/host", data)
-        while len(verdicts) < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: len(verdicts) >= 2, "the verdict on a message signed with the new key", 20)
         assert verdicts[1].valid, verdicts[1]
     finally:
         consumer.disconnect()

@@ -6,8 +6,9 @@ import json
 import multiprocessing
 import os
 import signal
-import time
 from pathlib import Path
+
+from waiting import wait_until
 
 from agent.delivery.session import FILENAME, Session, read_state
 
@@ -43,9 +44,7 @@ def test_kill_9_never_leads_to_a_reused_number(tmp_path: Path) -> None:
     for _ in range(3):
         process = multiprocessing.get_context("fork").Process(target=_count_forever, args=(str(tmp_path), str(out)))
         process.start()
-        deadline = time.monotonic() + 30
-        while (not out.exists() or out.read_text().count("\n") < 50) and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until(lambda: out.exists() and out.read_text().count("\n") >= 50, "50 numbers handed out", interval=0.01)
         os.kill(process.pid, signal.SIGKILL)
         process.join()
     numbers = [int(line) for line in out.read_text().split("\n")[:-1] if line]
