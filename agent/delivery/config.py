@@ -4,6 +4,7 @@ durability and drain window of the store-and-forward spool)."""
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
@@ -52,6 +53,29 @@ class SpoolConfig(Section):
     )
 
 
+@dataclass(frozen=True)
+class BrokerAddress:
+    host: str
+    port: int
+    tls: bool
+
+
+def parse_broker_url(url: str) -> BrokerAddress:
+    """Host, port and TLS of `mqtt://host[:1883]` or `mqtts://host[:8883]`; ValueError saying how
+    to write it otherwise. The one rule for the agent's config and every consumer's --broker."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+        raise ValueError(f"{url!r} is not a broker URL: write mqtt://host:1883 or mqtts://host:8883")
+    if parts.username or parts.password:
+        raise ValueError("put no credentials in the URL: use username and password_file")
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"bad port in {url!r}: {exc}") from None
+    tls = parts.scheme == "mqtts"
+    return BrokerAddress(parts.hostname, port or (8883 if tls else 1883), tls)
+
+
 class TlsConfig(Section):
     """TLS towards the broker (used when the URL is mqtts://); never falls back to plain text."""
 
@@ -82,26 +106,17 @@ class MqttConfig(Section):
     @field_validator("url")
     @classmethod
     def _check_url(cls, url: str) -> str:
-        parts = urlsplit(url)
-        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-            raise ValueError(f"{url!r} is not a broker URL: write mqtt://host:1883 or mqtts://host:8883")
-        if parts.username or parts.password:
-            raise ValueError("put no credentials in the URL: use username and password_file")
-        try:
-            parts.port
-        except ValueError as exc:
-            raise ValueError(f"bad port in {url!r}: {exc}") from None
+        parse_broker_url(url)
         return url
 
     @property
     def host(self) -> str:
-        return urlsplit(self.url).hostname or ""
+        return parse_broker_url(self.url).host
 
     @property
     def port(self) -> int:
-        parts = urlsplit(self.url)
-        return parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+        return parse_broker_url(self.url).port
 
     @property
     def uses_tls(self) -> bool:
-        return urlsplit(self.url).scheme == "mqtts"
+        return parse_broker_url(self.url).tls

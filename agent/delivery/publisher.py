@@ -26,14 +26,15 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 from agent.core.timing import Backoff
 from agent.delivery.config import MqttConfig
-from agent.delivery.spool import Message, Spool
+from agent.delivery.spool import Message, Spool, Spooled
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,17 @@ def read_password(config: MqttConfig) -> str | None:
         return config.password_file.read_text().strip()
     except OSError as exc:
         raise PublisherError(f"mqtt.password_file: cannot read {config.password_file}: {exc.strerror}") from None
+
+
+@dataclass
+class _Link:
+    """One connection's paho client and bookkeeping (callbacks run in the same thread)."""
+
+    client: mqtt.Client
+    connack: Any = None  # the CONNACK's reason code, once it arrived
+    inflight: dict[int, int] = field(default_factory=dict)  # paho mid -> spool id
+    early: dict[int, bool] = field(default_factory=dict)  # QoS 0: on_publish may fire inside publish()
+    acked: list[int] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -188,31 +200,34 @@ class Publisher:
 
     def _session(self, will: Message, will_id: int | None) -> bool:
         """One connection, from connect to disconnect; True if the broker accepted us."""
-        client = self._make_client(will)
-        outcome: dict[str, object] = {}
-        inflight: dict[int, int] = {}  # paho mid -> spool id
-        early: dict[int, bool] = {}  # QoS 0: on_publish may fire inside publish()
-        acked: list[int] = []
+        link = _Link(self._make_client(will))
+        link.client.on_connect = lambda client, userdata, flags, reason_code, properties: setattr(
+            link, "connack", reason_code)
+        link.client.on_publish = lambda client, userdata, mid, reason_code, properties: self._on_publish(
+            link, mid, reason_code)
+        if not self._open(link):
+            return False
+        self.connected = True
+        self.connections += 1
+        self.last_error = ""
+        released = 0
+        if not self._stop.is_set():
+            released = self._spool.release_held(keep=will_id)
+            self._spool.put(self._lifecycle.seal_birth())
+        log.info("connected to broker broker=%s protocol=%s released_wills=%d backlog=%d",
+                 self._config.url, self._config.protocol, released, self._spool.depth)
+        lost = self._pump(link)
+        if link.acked:
+            self._spool.ack(link.acked)
+        self.connected = False
+        self._close(link, lost)
+        return True
 
-        def on_connect(client, userdata, flags, reason_code, properties) -> None:
-            outcome["reason"] = reason_code
-
-        def on_publish(client, userdata, mid, reason_code, properties) -> None:
-            failed = reason_code.is_failure  # MQTT 5: >= 128, e.g. "Not authorized"
-            spool_id = inflight.pop(mid, None)
-            if spool_id is None:
-                early[mid] = failed
-            elif failed:
-                self.refused += 1
-                log.warning("broker refused message spool_id=%d reason=%s", spool_id, reason_code)
-            else:
-                acked.append(spool_id)
-
-        client.on_connect = on_connect
-        client.on_publish = on_publish
+    def _open(self, link: _Link) -> bool:
+        """Connect and wait for CONNACK; False (with the reason logged) if that fails."""
         broker = self._config.url
         try:
-            client.connect(self._config.host, self._config.port, keepalive=self._config.keepalive)
+            link.client.connect(self._config.host, self._config.port, keepalive=self._config.keepalive)
         except OSError as exc:
             # A reset after TCP connected, on a TLS URL, is the handshake failing (e.g. a plain port).
             if isinstance(exc, ssl.SSLError) or (self._tls is not None and isinstance(exc, _HANDSHAKE_RESETS)):
@@ -224,30 +239,23 @@ class Publisher:
                 self.last_error = f"connect: {exc}"
                 log.warning("cannot reach broker broker=%s error=%s", broker, exc)
             return False
-
         deadline = min(time.monotonic() + CONNACK_TIMEOUT_S, self._deadline)
-        while "reason" not in outcome and time.monotonic() < deadline:
-            if client.loop(0.1) != MQTTErrorCode.MQTT_ERR_SUCCESS:
+        while link.connack is None and time.monotonic() < deadline:
+            if link.client.loop(0.1) != MQTTErrorCode.MQTT_ERR_SUCCESS:
                 break
-        reason = outcome.get("reason")
-        if reason is None or reason.is_failure:  # type: ignore[attr-defined]
-            text = str(reason) if reason is not None else "no CONNACK"
+        if link.connack is None or link.connack.is_failure:
+            text = str(link.connack) if link.connack is not None else "no CONNACK"
             self.last_error = f"refused: {text}"
             log.error("broker refused connection broker=%s reason=%s: %s", broker, text, _refusal_hint(text))
-            client.disconnect()
+            link.client.disconnect()
             return False
+        return True
 
-        self.connected = True
-        self.connections += 1
-        self.last_error = ""
-        released = 0
-        if not self._stop.is_set():
-            released = self._spool.release_held(keep=will_id)
-            self._spool.put(self._lifecycle.seal_birth())
-        log.info("connected to broker broker=%s protocol=%s released_wills=%d backlog=%d",
-                 broker, self._config.protocol, released, self._spool.depth)
+    def _pump(self, link: _Link) -> bool:
+        """Hand spooled messages to MQTT within the in-flight window, pass acks to the spool,
+        until stopped and flushed or past the deadline; True if the connection was lost."""
         cursors: dict[str, int] = {}
-        lost = stopping = False
+        stopping = False
         seen_generation, maybe_more = -1, True
         while not self._past_deadline():
             self.heartbeat = time.monotonic()
@@ -258,41 +266,54 @@ class Publisher:
                 # start (a few in-flight messages go twice; consumers drop such duplicates).
                 cursors.clear()
                 maybe_more = True
-            room = self._window - len(inflight)
+            room = self._window - len(link.inflight)
             generation = self._spool.generation
             if room and (maybe_more or generation != seen_generation):
                 batch = self._spool.next_batch(cursors, room)
                 seen_generation, maybe_more = generation, len(batch) == room
-                for item in batch:
-                    info = client.publish(item.topic, item.payload, qos=self._config.qos, retain=item.retain)
-                    if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
-                        lost = True
-                        break
-                    if info.mid in early:
-                        if not early.pop(info.mid):
-                            acked.append(item.id)
-                    else:
-                        inflight[info.mid] = item.id
-            if lost or client.loop(0.05) != MQTTErrorCode.MQTT_ERR_SUCCESS:
-                lost = True
-                break
-            if acked:
-                self._spool.ack(acked)
-                acked.clear()
-            if stopping and not inflight and not maybe_more and generation == seen_generation:
+                if not all(self._hand_over(link, item) for item in batch):
+                    return True
+            if link.client.loop(0.05) != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                return True
+            if link.acked:
+                self._spool.ack(link.acked)
+                link.acked.clear()
+            if stopping and not link.inflight and not maybe_more and generation == seen_generation:
                 self._flushed = self._spool.depth == 0 or not self._spool.next_batch(dict(cursors), 1)
                 if self._flushed:
-                    break
-        if acked:
-            self._spool.ack(acked)
-        self.connected = False
+                    return False
+        return False
+
+    def _hand_over(self, link: _Link, item: Spooled) -> bool:
+        info = link.client.publish(item.topic, item.payload, qos=self._config.qos, retain=item.retain)
+        if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            return False
+        if info.mid in link.early:  # QoS 0: on_publish fired inside publish()
+            if not link.early.pop(info.mid):
+                link.acked.append(item.id)
+        else:
+            link.inflight[info.mid] = item.id
+        return True
+
+    def _close(self, link: _Link, lost: bool) -> None:
+        broker = self._config.url
         if lost:
             self.last_error = "connection lost"
-            log.warning("disconnected from broker broker=%s inflight=%d backlog=%d", broker, len(inflight),
+            log.warning("disconnected from broker broker=%s inflight=%d backlog=%d", broker, len(link.inflight),
                         self._spool.depth)
         else:
-            client.disconnect()  # a clean DISCONNECT: the broker discards the Will
-            client.loop(0.5)
+            link.client.disconnect()  # a clean DISCONNECT: the broker discards the Will
+            link.client.loop(0.5)
             log.info("disconnected cleanly broker=%s flushed=%s backlog=%d", broker, self._flushed,
                      self._spool.depth)
-        return True
+
+    def _on_publish(self, link: _Link, mid: int, reason_code) -> None:
+        failed = reason_code.is_failure  # MQTT 5: >= 128, e.g. "Not authorized"
+        spool_id = link.inflight.pop(mid, None)
+        if spool_id is None:
+            link.early[mid] = failed
+        elif failed:
+            self.refused += 1
+            log.warning("broker refused message spool_id=%d reason=%s", spool_id, reason_code)
+        else:
+            link.acked.append(spool_id)

@@ -14,11 +14,11 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from agent.delivery.config import parse_broker_url
 from agent.trust import envelope
 from agent.trust.verify import Verifier
 
@@ -45,24 +45,16 @@ class Received:
         return out
 
 
-def broker_address(url: str) -> tuple[str, int, bool]:
-    parts = urlsplit(url)
-    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-        raise ValueError(f"{url!r} is not a broker URL: write mqtt://host:1883 or mqtts://host:8883")
-    tls = parts.scheme == "mqtts"
-    return parts.hostname, parts.port or (8883 if tls else 1883), tls
-
-
 def consumer_client(url: str, *, client_id: str = "", tls_files: TlsFiles = (None, None, None)
                     ) -> tuple[mqtt.Client, str, int]:
     """A paho client for `url`, with TLS (and a client certificate, if given) for mqtts://."""
-    host, port, tls = broker_address(url)
+    address = parse_broker_url(url)
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
-    if tls:  # never falls back to plain text
+    if address.tls:  # never falls back to plain text
         ca_file, cert_file, key_file = tls_files
         client.tls_set(ca_certs=ca_file, certfile=cert_file, keyfile=key_file)
     client.reconnect_delay_set(min_delay=1, max_delay=10)
-    return client, host, port
+    return client, address.host, address.port
 
 
 class Subscription:

@@ -14,30 +14,10 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from pydantic import Field
-
-from agent.core.settings import Duration, Section
 from agent.trust import envelope, keys, rotation
 from agent.trust.replay import ReplayGuard
 
 log = logging.getLogger(__name__)
-
-
-class VerifyConfig(Section):
-    """How a consumer (verify, board) checks messages."""
-
-    trust_dir: Path = Field(description="trust store folder: <node-id>.pub, <node-id>/*.pub, revoked")
-    max_skew: Duration | None = Field(300.0, description="reject timestamps further ahead than this")
-    max_age: Duration | None = Field(
-        7 * 86400.0, description="reject timestamps older than this; cover the agents' spool backlog")
-    recent_messages: int = Field(
-        256, ge=16, le=1 << 16,
-        description="accepted messages remembered per session to tell a QoS 1 duplicate from a replay")
-    follow_rotations: bool = Field(True, description="trust keys announced by verified rotation notices")
-
-
-def _ms(seconds: float | None) -> int | None:
-    return None if seconds is None else int(seconds * 1000)
 
 
 class Verifier:
@@ -52,15 +32,6 @@ class Verifier:
         self.trust_dir = trust_dir
         self.guard = ReplayGuard(recent_messages)
         self._clock = clock
-
-    @classmethod
-    def from_config(cls, config: VerifyConfig, *, persist: bool = False,
-                    clock: Callable[[], float] = time.time) -> "Verifier":
-        """A verifier over `config.trust_dir`; with `persist`, learned keys are written there."""
-        return cls(keys.TrustStore.load(config.trust_dir), max_skew_ms=_ms(config.max_skew),
-                   max_age_ms=_ms(config.max_age), recent_messages=config.recent_messages,
-                   follow_rotations=config.follow_rotations,
-                   trust_dir=config.trust_dir if persist else None, clock=clock)
 
     def check(self, payload: bytes, topic: str) -> envelope.Verdict:
         # A retained rotation notice may be old and still true: it has no age limit.

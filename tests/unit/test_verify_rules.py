@@ -144,13 +144,10 @@ def test_a_new_session_starts_its_own_sequence(fleet: Fleet) -> None:
     assert verifier.check(fleet.seal(session="s2", seq=1), TOPIC).valid
 
 
-def test_verify_config_builds_a_verifier_over_a_trust_folder(fleet: Fleet, tmp_path) -> None:
-    from agent.trust.verify import VerifyConfig
-
+def test_a_verifier_over_a_trust_folder_applies_its_clock_bounds(fleet: Fleet, tmp_path) -> None:
     (tmp_path / "press-1.pub").write_bytes(keys.public_pem(fleet.key.public_key()))
-    config = VerifyConfig.model_validate({"trust_dir": tmp_path, "max_skew": "30s", "max_age": "2h"})
-    verifier = Verifier.from_config(config, clock=lambda: NOW_MS / 1000)
-    assert (verifier.max_skew_ms, verifier.max_age_ms) == (30_000, 7_200_000)
+    verifier = Verifier(keys.TrustStore.load(tmp_path), max_skew_ms=30_000, max_age_ms=7_200_000,
+                        clock=lambda: NOW_MS / 1000)
     assert verifier.check(fleet.seal(), TOPIC).valid
     assert verifier.check(fleet.seal(seq=8, ts_ms=NOW_MS - 3 * 3_600_000), TOPIC).reason == envelope.CLOCK_SKEW
     assert verifier.check(fleet.seal(seq=9, node="press-2", topic="edge/press-2/host"),
