@@ -19,7 +19,13 @@ if [ ! -x .venv/bin/python ]; then
 fi
 stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
 if [ ! -e "$stamp" ]; then
-  .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e ".[test]"
+  # pip and setuptools narrate (deprecation banners, build steps): keep that in a log, show it on failure.
+  echo "bootstrap: installing the agent and its test tools into .venv (log: .venv/install.log)" >&2
+  if ! { .venv/bin/python -m pip install -q --upgrade pip && .venv/bin/python -m pip install -q -e ".[test]"; } \
+      > .venv/install.log 2>&1; then
+    tail -n 30 .venv/install.log >&2
+    echo "bootstrap: installation failed; the whole log is .venv/install.log" >&2
+    exit 1
+  fi
   touch "$stamp"
 fi

@@ -1,7 +1,7 @@
-"""`edge-sim`: run a simulated PLC (Modbus TCP, RTU over TCP, or RTU on a serial port).
+"""`edge-sim`: run a simulated PLC (Modbus TCP, RTU over TCP, or RTU on a serial port), or one of
+the subcommands `demo` (a whole simulated plant with the agent) and `drill` (tabletop drills).
 
-Subcommands are dispatched on the first argument (e.g. a future `edge-sim drill SCENARIO`);
-anything else is the simulator's own options.
+Subcommands are dispatched on the first argument; anything else is the simulator's own options.
 """
 
 from __future__ import annotations
@@ -44,9 +44,13 @@ def _fault_spec(text: str) -> Fault:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="edge-sim",
+        usage="edge-sim [demo | drill] ... | edge-sim [options]",
         description="Simulated PLC for the edge agent: Modbus server with process-like values, several unit ids, "
         "device identification (FC 43/14) and fault injection.",
-        epilog="examples:\n"
+        epilog="subcommands (each has its own --help):\n"
+        "  edge-sim demo [--duration S]        a simulated plant, a broker, the agent and a verified live view\n"
+        "  edge-sim drill --list | SCENARIO    tabletop drills played against a simulated plant and a board\n\n"
+        "examples:\n"
         "  edge-sim --port 5020 --profile packaging_line\n"
         "  edge-sim --port 5021 --unit 1=packaging_line --unit 2=energy_meter\n"
         "  edge-sim --rtu-over-tcp --port 5022 --profile energy_meter --fault hole:table=input,start=4,end=5\n"

@@ -21,12 +21,13 @@ def fail(message: str, code: int = EXIT_USAGE) -> int:
     return code
 
 
-def load_config(path: Path) -> Config:
-    """The validated config, or print its problems (one per line) and exit 2."""
-    from agent.config import ConfigError, load
+def load_config(path: Path, *, check_files: bool = False) -> Config:
+    """The validated config (with `check_files`, also the files it names), or print its
+    problems (one per line) and exit 2."""
+    from agent.config import ConfigError, load, load_checked
 
     try:
-        return load(path)
+        return load_checked(path) if check_files else load(path)
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)

@@ -19,7 +19,7 @@ def handle(args: argparse.Namespace) -> int:
     from agent.daemon import service
     from agent.trust.keys import KeyError_
 
-    config = load_config(args.config)
+    config = load_config(args.config, check_files=True)
     logs.setup(args.log_level)
     try:
         return service.run(config, config_path=args.config)

@@ -66,7 +66,8 @@ def render(report: dict[str, Any], now_ms: int) -> str:
                  + (f" (pid {runtime.get('pid')}, session {runtime.get('session')})" if runtime else ""))
     broker = runtime.get("broker") or {}
     if broker:
-        state = "connected" if broker.get("connected") else f"disconnected ({broker.get('last_error') or 'no error'})"
+        state = "connected" if broker.get("connected") else (
+            f"disconnected ({broker['last_error']})" if broker.get("last_error") else "connecting")
         lines.append(f"broker:         {broker.get('url')} {state}")
     stats = report["spool"]
     if stats is None:

@@ -32,7 +32,8 @@ from agent.daemon.runtime import write_runtime
 from agent.daemon.sdnotify import Notifier, watchdog_interval
 from agent.daemon.sealer import Sealer, config_digest
 from agent.delivery import spool
-from agent.delivery.publisher import Lifecycle, Publisher, PublisherError, read_password, tls_context
+from agent.delivery.config import SettingsFileError, read_password, tls_context
+from agent.delivery.publisher import Lifecycle, Publisher
 from agent.delivery.session import Session
 from agent.delivery.spool import Message, Spool
 from agent.readiness import model as readiness
@@ -41,6 +42,7 @@ from agent.trust import keys, rotation
 log = logging.getLogger(__name__)
 
 STALL_S = 60.0  # a publisher without a heartbeat for this long is hung: stop the watchdog pings
+CHANGE_CHECK_S = 1.0  # how soon status.json shows a connection or collector state change
 
 
 class Agent:
@@ -128,6 +130,20 @@ class Agent:
             write_runtime(self.config.state_dir, self.runtime_snapshot())
             self.notifier.status(self.status_text())
 
+    def _salient(self) -> tuple[Any, ...]:
+        """What `status` must show as soon as it changes: the broker link and each collector's state."""
+        return (self.publisher.connected, self.publisher.last_error,
+                tuple((name, h.state, h.last_ok_ms is None, h.last_error) for name, h in sorted(self.health.items())))
+
+    async def follow_changes(self) -> None:
+        """status.json follows a change within a second: one write per change, not per cycle (eMMC wear)."""
+        written = self._salient()
+        while not await stopped_within(self.stop_event, CHANGE_CHECK_S):
+            if (current := self._salient()) != written:
+                write_runtime(self.config.state_dir, self.runtime_snapshot())
+                self.notifier.status(self.status_text())
+                written = current
+
     async def publish_readiness(self) -> None:
         """Every readiness interval: the agent's own retained verdict (agent.readiness.model)."""
         while not await stopped_within(self.stop_event, self.config.readiness.interval):
@@ -155,7 +171,7 @@ class Agent:
             for problem in exc.problems:
                 log.error("config reload failed, keeping the running config problem=%s", problem)
             return
-        except (keys.KeyError_, PublisherError) as exc:
+        except (keys.KeyError_, SettingsFileError) as exc:
             log.error("config reload failed, keeping the running config problem=%s", exc)
             return
         log.info("config reload accepted path=%s digest=%s", self.config_path, config_digest(new))
@@ -182,6 +198,7 @@ class Agent:
                                                    phase=phase), name=c.name)
                  for c, phase in zip(self.collectors, phases)]
         tasks.append(asyncio.create_task(self.report(), name="report"))
+        tasks.append(asyncio.create_task(self.follow_changes(), name="status-file"))
         tasks.append(asyncio.create_task(self.publish_readiness(), name="readiness"))
         if (interval := watchdog_interval()) is not None:
             tasks.append(asyncio.create_task(self.watchdog(interval), name="watchdog"))
@@ -211,7 +228,7 @@ def run(config: Config, *, config_path: Path | None = None, root: Path = Path("/
     while True:
         try:
             agent = Agent(config, private_key, root=root, config_path=config_path, notifier=notifier)
-        except (PublisherError, OSError, sqlite3.Error) as exc:  # MQTT files, state dir, spool database
+        except (SettingsFileError, OSError, sqlite3.Error) as exc:  # MQTT files, state dir, spool database
             log.error("cannot start: %s", exc)
             return 2
         asyncio.run(agent.run())

@@ -4,6 +4,7 @@ durability and drain window of the store-and-forward spool)."""
 from __future__ import annotations
 
 import re
+import ssl
 from dataclasses import dataclass
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -120,3 +121,58 @@ class MqttConfig(Section):
     @property
     def uses_tls(self) -> bool:
         return parse_broker_url(self.url).tls
+
+
+class SettingsFileError(ValueError):
+    """A file the MQTT settings name cannot be used; the message starts with the field."""
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, ssl.SSLError):
+        return exc.reason or str(exc)
+    return exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+
+
+def tls_context(config: MqttConfig) -> ssl.SSLContext | None:
+    """The TLS context for an mqtts:// URL (None for mqtt://); SettingsFileError names the file."""
+    if not config.uses_tls:
+        return None
+    tls = config.tls
+    try:
+        context = ssl.create_default_context(cafile=str(tls.ca_file) if tls.ca_file else None)
+    except (OSError, ssl.SSLError) as exc:
+        raise SettingsFileError(f"mqtt.tls.ca_file: cannot load {tls.ca_file}: {_reason(exc)}") from None
+    if tls.cert_file and tls.key_file:
+        for field, path in (("cert_file", tls.cert_file), ("key_file", tls.key_file)):
+            if not path.is_file():
+                raise SettingsFileError(f"mqtt.tls.{field}: {path} does not exist or is not a file")
+        try:
+            context.load_cert_chain(str(tls.cert_file), str(tls.key_file))
+        except (OSError, ssl.SSLError) as exc:
+            raise SettingsFileError(f"mqtt.tls.cert_file: cannot load {tls.cert_file} with key {tls.key_file}: "
+                                    f"{_reason(exc)}") from None
+    return context
+
+
+def read_password(config: MqttConfig) -> str | None:
+    if config.password_file is None:
+        return None
+    try:
+        return config.password_file.read_text().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsFileError(f"mqtt.password_file: cannot read {config.password_file}: {_reason(exc)}") from None
+
+
+def settings_file_problems(config: MqttConfig) -> list[str]:
+    """Every problem with the files the MQTT settings name (TLS, password), as `field: problem` lines."""
+    problems = []
+    tls_set = any(path is not None for path in (config.tls.ca_file, config.tls.cert_file, config.tls.key_file))
+    if tls_set and not config.uses_tls:
+        problems.append(f"mqtt.tls: TLS files are set but mqtt.url {config.url!r} is plain text: "
+                        "use mqtts:// or remove [mqtt.tls]")
+    for check in (tls_context, read_password):
+        try:
+            check(config)
+        except SettingsFileError as exc:
+            problems.append(str(exc))
+    return problems

@@ -33,7 +33,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 from agent.core.timing import Backoff
-from agent.delivery.config import MqttConfig
+from agent.delivery.config import MqttConfig, read_password, tls_context
 from agent.delivery.spool import Message, Spool, Spooled
 
 log = logging.getLogger(__name__)
@@ -41,31 +41,6 @@ log = logging.getLogger(__name__)
 RECONNECT = Backoff(base=1.0, cap=30.0)
 CONNACK_TIMEOUT_S = 15.0
 _HANDSHAKE_RESETS = (ConnectionResetError, ConnectionAbortedError, BrokenPipeError)
-
-
-class PublisherError(Exception):
-    """The MQTT settings cannot work at all (unreadable password file, certificate, ...)."""
-
-
-def tls_context(config: MqttConfig) -> ssl.SSLContext | None:
-    if not config.uses_tls:
-        return None
-    try:
-        context = ssl.create_default_context(cafile=str(config.tls.ca_file) if config.tls.ca_file else None)
-        if config.tls.cert_file and config.tls.key_file:
-            context.load_cert_chain(str(config.tls.cert_file), str(config.tls.key_file))
-    except (OSError, ssl.SSLError) as exc:
-        raise PublisherError(f"mqtt.tls: cannot load the CA, certificate or key: {exc}") from None
-    return context
-
-
-def read_password(config: MqttConfig) -> str | None:
-    if config.password_file is None:
-        return None
-    try:
-        return config.password_file.read_text().strip()
-    except OSError as exc:
-        raise PublisherError(f"mqtt.password_file: cannot read {config.password_file}: {exc.strerror}") from None
 
 
 @dataclass

@@ -6,10 +6,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator
+from pydantic import BeforeValidator, Field, field_validator
 
 from agent.core.settings import PositiveDuration, Section
 
@@ -31,8 +31,18 @@ class WeeklySlot(Section):
         return value
 
 
+def _iso_datetime(value: object) -> object:
+    """TOML has a datetime type; a quoted ISO 8601 text is accepted too."""
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a date and time: write 2026-12-27T06:00:00") from None
+    return value
+
+
 class OneOffWindow(Section):
-    start: datetime = Field(description="local date and time in the time zone, e.g. 2026-12-27T06:00:00")
+    start: Annotated[datetime, BeforeValidator(_iso_datetime)] = Field(description="local date and time in the time zone, e.g. 2026-12-27T06:00:00")
     duration: PositiveDuration
 
 

@@ -4,6 +4,10 @@ Starts two simulated PLCs (separate processes, real Modbus TCP), a broker (Mosqu
 installed, else a pure-Python one), the agent with a throwaway key, and a verifying
 subscriber whose live view shows each node's host health and each device's latest values
 with a "signature verified" mark; the fleet board (web page) runs beside it.
+
+The demo's folder holds what a newcomer needs to go on with the `edge-agent` commands while
+it runs: `agent.toml` (the config the agent runs on), `state/` (key, spool, status),
+`trust/` (a trust store holding the node's public key) and the logs.
 """
 
 from __future__ import annotations
@@ -11,14 +15,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ctypes
 import logging
+import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import tomllib
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
@@ -33,14 +40,22 @@ from simulators.localnet import free_port, wait_for_port
 
 log = logging.getLogger(__name__)
 
+PR_SET_PDEATHSIG = 1  # prctl(2)
+
 # The simulated plant: the demo config's device port -> simulator profile served there.
 PLANT = {15020: "packaging_line", 15021: "energy_meter"}
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when the demo dies, even by SIGKILL, so nothing is left behind."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 @contextlib.contextmanager
 def _process(argv: list[str], log_path: Path, port: int) -> Iterator[subprocess.Popen]:
     with log_path.open("ab") as out:
-        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
     try:
         wait_for_port(port)
         yield process
@@ -68,15 +83,31 @@ def _broker(state: Path) -> Iterator[str]:
         yield f"mqtt://127.0.0.1:{port}"
 
 
-def demo_config(state: Path, broker_url: str, ports: dict[int, int]) -> config_mod.Config:
-    """The embedded demo config with this run's broker, ports and state folder."""
-    data = tomllib.loads(resources.files("simulators.demo").joinpath("demo.toml").read_text())
-    data["state_dir"] = str(state / "agent")
-    data["signing"]["key_file"] = str(state / "node.key")
-    data["mqtt"]["url"] = broker_url
-    for device in data.get("modbus", {}).get("devices", []):
-        device["port"] = ports.get(device.get("port"), device.get("port"))
-    return config_mod.validate(data, "demo.toml", state)
+def write_config(folder: Path, broker_url: str, ports: dict[int, int]) -> Path:
+    """`folder/agent.toml`: the embedded demo config, comments kept, with this run's broker and
+    simulator ports (its relative paths resolve inside `folder`)."""
+    lines = []
+    for line in resources.files("simulators.demo").joinpath("demo.toml").read_text().splitlines():
+        if line.startswith("url = "):
+            line = f'url = "{broker_url}"'
+        elif match := re.fullmatch(r"port = (\d+)", line):
+            line = f"port = {ports.get(int(match.group(1)), int(match.group(1)))}"
+        lines.append(line)
+    path = folder / "agent.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def prepare_folder(folder: Path, config: config_mod.Config) -> keys.TrustStore:
+    """The node key (kept across runs in the same folder) and a trust store folder holding it."""
+    key_path = config.signing.key_file
+    if not key_path.exists():
+        keys.generate(key_path)
+    public = keys.load_public(Path(f"{key_path}.pub"))
+    trust_dir = folder / "trust"
+    trust_dir.mkdir(exist_ok=True)
+    (trust_dir / f"{config.node.id}.pub").write_bytes(keys.public_pem(public))
+    return keys.TrustStore.load(trust_dir)
 
 
 def _run_agent(cfg: config_mod.Config, stop: threading.Event) -> None:
@@ -93,27 +124,30 @@ def _run_agent(cfg: config_mod.Config, stop: threading.Event) -> None:
     asyncio.run(main())
 
 
+def _banner(folder: Path, config_path: Path, url: str) -> None:
+    print(f"edge-sim demo: config, keys, state and logs in {folder}\n"
+          f"  status: edge-agent status -c {config_path}\n"
+          f"  verify: edge-agent verify --broker {url} --trust {folder / 'trust'} --count 5", flush=True)
+
+
 def run(duration: float = 0, broker_url: str | None = None, state_dir: Path | None = None,
         board_listen: tuple[str, int] | None = ("127.0.0.1", 0)) -> int:
-    state = state_dir or Path(tempfile.mkdtemp(prefix="edge-agent-demo-"))
-    state.mkdir(parents=True, exist_ok=True)
-    logsetup.setup("INFO", stream=(state / "agent.log").open("a"))
-    key_path = state / "node.key"
-    if not key_path.exists():
-        keys.generate(key_path)
-    trust = keys.TrustStore()
-    trust.add(keys.load_public(Path(f"{key_path}.pub")))
+    folder = (state_dir or Path(tempfile.mkdtemp(prefix="edge-sim-demo-"))).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    logsetup.setup("INFO", stream=(folder / "agent.log").open("a"))
     ports = {configured: free_port() for configured in PLANT}
-    print(f"edge-sim demo: state, keys and logs in {state}", flush=True)
     with contextlib.ExitStack() as stack:
         for configured, port in ports.items():
             argv = [sys.executable, "-m", "simulators.cli", "--port", str(port), "--profile", PLANT[configured]]
-            stack.enter_context(_process(argv, state / f"plc-{PLANT[configured]}.log", port))
-        url = broker_url or stack.enter_context(_broker(state))
-        cfg = demo_config(state, url, ports)
+            stack.enter_context(_process(argv, folder / f"plc-{PLANT[configured]}.log", port))
+        url = broker_url or stack.enter_context(_broker(folder))
+        config_path = write_config(folder, url, ports)
+        cfg = config_mod.load(config_path)
+        trust = prepare_folder(folder, cfg)
+        _banner(folder, config_path, url)
+        subscription = stack.enter_context(Subscription(url, Verifier(trust), topic_filter=f"{cfg.mqtt.topic_prefix}/#"))
         stop = threading.Event()
         agent_thread = threading.Thread(target=_run_agent, args=(cfg, stop), name="agent", daemon=True)
-        subscription = stack.enter_context(Subscription(url, Verifier(trust), topic_filter=f"{cfg.mqtt.topic_prefix}/#"))
         agent_thread.start()
         board_url = ""
         if board_listen is not None:
@@ -124,20 +158,30 @@ def run(duration: float = 0, broker_url: str | None = None, state_dir: Path | No
             stack.callback(board.stop)
             board_url = board.url
         view = PlantView(url, live=sys.stdout.isatty(), board=board_url)
-        deadline = time.monotonic() + duration if duration else None
         try:
-            while deadline is None or time.monotonic() < deadline:
-                step = min(1.0, deadline - time.monotonic()) if deadline else 1.0
-                for received in subscription.messages(time.monotonic() + max(step, 0.0)):
-                    view.update(received)
-                view.show(sys.stdout)
-        except KeyboardInterrupt:
-            pass
+            _show(view, subscription, duration)
         finally:
             stop.set()
             agent_thread.join(15)
         view.show(sys.stdout, final=True)
     return 0 if view.rejected == 0 and view.verified > 0 else 1
+
+
+def _show(view: PlantView, subscription: Subscription, duration: float) -> None:
+    """Feed verified messages to the view until `duration` is over (or Ctrl-C / SIGTERM)."""
+    deadline = time.monotonic() + duration if duration else None
+    try:
+        while deadline is None or time.monotonic() < deadline:
+            step = min(1.0, deadline - time.monotonic()) if deadline else 1.0
+            for received in subscription.messages(time.monotonic() + max(step, 0.0)):
+                view.update(received)
+            view.show(sys.stdout)
+    except KeyboardInterrupt:
+        pass
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM stops the demo the way Ctrl-C does: everything it started goes too
 
 
 def parser() -> argparse.ArgumentParser:
@@ -159,6 +203,7 @@ def main(argv: list[str]) -> int:
     from agent.web.server import parse_listen
 
     args = parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         board = None if args.no_board else parse_listen(args.board_listen)
     except ValueError as exc:
@@ -168,3 +213,6 @@ def main(argv: list[str]) -> int:
         return run(duration=args.duration, broker_url=args.broker, state_dir=args.state_dir, board_listen=board)
     except KeyboardInterrupt:
         return 1
+    except BrokenPipeError:  # `edge-sim demo | head`: the reader went away
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0

@@ -25,7 +25,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from waiting import wait_until
 
 from agent.delivery.config import MqttConfig
-from agent.delivery.publisher import tls_context
+from agent.delivery.config import tls_context
 from simulators.localnet import free_port, wait_for_port
 
 pytestmark = pytest.mark.integration
@@ -140,7 +140,7 @@ def plant(tmp_path: Path) -> Iterator[Plant]:
 
 
 class Client:
-    """A paho client set up exactly as the agent does it (agent.delivery.publisher.tls_context)."""
+    """A paho client set up exactly as the agent does it (agent.delivery.config.tls_context)."""
 
     def __init__(self, config: MqttConfig, client_id: str, protocol: int = mqtt.MQTTv311) -> None:
         self.config = config

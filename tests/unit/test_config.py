@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from agent import config
+from agent.trust import keys
 
 ROOT = Path(__file__).resolve().parents[2]
 MINIMAL = '[node]\nid = "panel-1"\n[signing]\nkey_file = "node.key"\n'
@@ -70,11 +71,12 @@ def test_check_config_cli_exits_2_without_traceback(tmp_path):
     result = subprocess.run([sys.executable, "-m", "agent.cli", "check-config", "-c", str(path)],
                             capture_output=True, text=True)
     assert result.returncode == 2
-    assert result.stderr.strip() == f"{path}: mqtt.qos: must be 0 or 1"
+    assert result.stderr.strip() == f"{path}: mqtt.qos: must be 0 or 1 (got 7)"
     assert "Traceback" not in result.stderr
 
 
 def test_check_config_cli_accepts_valid_file(tmp_path):
+    keys.generate(tmp_path / "node.key")
     result = subprocess.run([sys.executable, "-m", "agent.cli", "check-config", "-c", str(write(tmp_path, MINIMAL))],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr

@@ -53,8 +53,8 @@ def test_modicon_device_resolves_tables_and_types():
 
 @pytest.mark.parametrize("dev,needle", [
     (device(addressing="modicon", points=[{"name": "x", "address": 40001, "table": "input"}]),
-     "points[0] (x): address 40001 is a holding address but table is 'input'"),
-    (device(points=[{"name": "x", "address": 0}]), "points[0] (x): table is required with zero-based addressing"),
+     "points[0].table: point x: address 40001 is a holding address but table is 'input'"),
+    (device(points=[{"name": "x", "address": 0}]), "points[0].table: point x: table is required with zero-based addressing"),
     (device(points=[{"name": "x", "table": "coil", "address": 0, "type": "uint16"}]), "holds one bit"),
     (device(points=[{"name": "x", "table": "holding", "address": 0, "type": "bit"}]), "needs bit = 0..15"),
     (device(points=[{"name": "x", "table": "holding", "address": 0, "type": "string"}]), "needs length"),

@@ -9,13 +9,22 @@ register; six-digit forms 100001/300001/400001 reach addresses up to 65535).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from agent.collectors.modbus.codec import ByteOrder, DataType, PointCodec
 from agent.collectors.modbus.planner import BIT_TABLES, PROTOCOL_MAX_BITS, PROTOCOL_MAX_REGISTERS, Limits, Span
-from agent.core.settings import Duration, Name, PositiveDuration, Section
+from agent.core.settings import (
+    Duration,
+    Name,
+    PositiveDuration,
+    Problem,
+    Section,
+    every_problem,
+    valid_fields,
+    valid_model,
+)
 from agent.readiness.policy import AssetReadiness
 
 Table = Literal["coil", "discrete", "input", "holding"]
@@ -26,6 +35,14 @@ _MODICON = [
     (1, 9999, "coil"), (10001, 19999, "discrete"), (30001, 39999, "input"), (40001, 49999, "holding"),
     (100001, 165536, "discrete"), (300001, 365536, "input"), (400001, 465536, "holding"),
 ]  # fmt: skip
+
+
+class PointError(ValueError):
+    """A point that does not fit its device; `field` is the point's field to change."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 def modicon_to_zero_based(number: int) -> tuple[str, int]:
@@ -82,22 +99,31 @@ class PointConfig(Section):
         return self
 
     def resolve(self, addressing: Addressing) -> tuple[str, int]:
-        """(table, zero-based protocol address) under the device's addressing."""
+        """(table, zero-based protocol address) under the device's addressing, or PointError."""
         if addressing == "modicon":
-            table, address = modicon_to_zero_based(self.address)
+            try:
+                table, address = modicon_to_zero_based(self.address)
+            except ValueError as exc:
+                raise PointError("address", str(exc)) from None
             if self.table is not None and self.table != table:
-                raise ValueError(f"address {self.address} is a {table} address but table is {self.table!r}")
+                raise PointError("table", f"address {self.address} is a {table} address but table is {self.table!r}")
         else:
             if self.table is None:
-                raise ValueError("table is required with zero-based addressing (coil, discrete, input or holding)")
+                raise PointError("table", "table is required with zero-based addressing "
+                                          "(coil, discrete, input or holding)")
             table, address = self.table, self.address
             if address > 65535:
-                raise ValueError(f"zero-based address {address} is above 65535")
+                raise PointError("address", f"zero-based address {address} is above 65535")
         if table in BIT_TABLES and self.type != "bool":
-            raise ValueError(f"a {table} point holds one bit: set type = \"bool\"")
+            raise PointError("type", f"a {table} point holds one bit: set type = \"bool\"")
         if table not in BIT_TABLES and self.type == "bool":
-            raise ValueError("type \"bool\" needs a coil or discrete table (use type \"bit\" for a register bit)")
+            raise PointError("type", "type \"bool\" needs a coil or discrete table (use type \"bit\" for a register bit)")
         return table, address
+
+    @property
+    def width(self) -> int:
+        """Registers (bits for "bool") the point occupies."""
+        return PointCodec(type=self.type, length=self.length or 1).width
 
     def codec(self, device_order: ByteOrder) -> PointCodec:
         return PointCodec(
@@ -161,43 +187,16 @@ class DeviceConfig(Section):
     points: list[PointConfig] = Field(min_length=1)
     readiness: AssetReadiness = Field(default_factory=AssetReadiness, description="criticality and tolerable downtime")
 
-    @model_validator(mode="after")
-    def _consistent(self) -> "DeviceConfig":
-        if self.transport == "rtu":
-            if self.serial is None:
-                raise ValueError("transport \"rtu\" needs a [serial] table with at least port")
-        elif not self.host:
-            raise ValueError(f"transport {self.transport!r} needs host")
-        elif self.serial is not None:
-            raise ValueError(f"serial settings are only used with transport \"rtu\", not {self.transport!r}")
-        seen: set[str] = set()
-        spans = []
-        for index, point in enumerate(self.points):
-            if point.name in seen:
-                raise ValueError(f"point name {point.name!r} is used twice: names must be unique per device")
-            seen.add(point.name)
-            try:
-                table, address = point.resolve(self.addressing)
-            except ValueError as exc:
-                raise ValueError(f"points[{index}] ({point.name}): {exc}") from None
-            span = Span(point.name, table, address, point.codec(self.byte_order).width)
-            if span.end > 65535:
-                raise ValueError(f"points[{index}] ({point.name}): runs past address 65535")
-            limit = self.max_bits_per_read if table in BIT_TABLES else self.max_registers_per_read
-            if span.width > limit:
-                raise ValueError(f"points[{index}] ({point.name}): {span.width} registers exceed "
-                                 f"max_registers_per_read = {limit}")
-            for rng in self.refused:
-                if rng.table == table and rng.start <= span.end and span.start <= rng.end:
-                    raise ValueError(f"points[{index}] ({point.name}): lies on refused {table} {rng.start}-{rng.end}")
-            spans.append(span)
-        return self
+    @model_validator(mode="wrap")
+    @classmethod
+    def _every_problem(cls, data: Any, handler: Any) -> Any:
+        return every_problem(cls, data, handler, _device_problems)
 
     def spans(self) -> list[Span]:
         out = []
         for point in self.points:
             table, address = point.resolve(self.addressing)
-            out.append(Span(point.name, table, address, point.codec(self.byte_order).width))
+            out.append(Span(point.name, table, address, point.width))
         return out
 
     def limits(self) -> Limits:
@@ -221,20 +220,97 @@ class DeviceConfig(Section):
 class ModbusConfig(Section):
     devices: list[DeviceConfig] = Field(default_factory=list)
 
-    @model_validator(mode="after")
-    def _unique_devices(self) -> "ModbusConfig":
-        names = [d.name for d in self.devices]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"device names must be unique; repeated: {', '.join(dupes)}")
-        lines: dict[str, DeviceConfig] = {}
-        for device in self.devices:
-            other = lines.setdefault(device.line, device)
-            if other is device:
-                continue
-            if other.unit == device.unit:
-                raise ValueError(f"devices {other.name} and {device.name} share {device.line} and unit {device.unit}")
-            if device.serial is not None and device.serial != other.serial:
-                raise ValueError(f"devices {other.name} and {device.name} share serial port "
-                                 f"{device.serial.port} with different serial settings")
-        return self
+    @model_validator(mode="wrap")
+    @classmethod
+    def _every_problem(cls, data: Any, handler: Any) -> Any:
+        return every_problem(cls, data, handler, _line_problems)
+
+
+# The device fields its cross-field rules read (each may fail on its own in a raw device).
+_RULE_FIELDS = ("transport", "host", "serial", "addressing", "max_registers_per_read", "max_bits_per_read", "refused")
+
+
+def _device_problems(value: Any) -> list[Problem]:
+    """The rules between a device's fields and its points, on a valid device or what of a raw
+    one validates (so a bad port does not hide a bad register)."""
+    if isinstance(value, DeviceConfig):
+        settings = {name: getattr(value, name) for name in _RULE_FIELDS}
+        points = list(enumerate(value.points))
+    elif isinstance(value, dict):
+        settings = valid_fields(DeviceConfig, value, _RULE_FIELDS)
+        raw = value.get("points")
+        points = [(i, p) for i, p in enumerate(raw if isinstance(raw, list) else []) if isinstance(p, dict)]
+        points = [(i, point) for i, p in points if (point := valid_model(PointConfig, p)) is not None]
+    else:
+        return []
+    return _transport_problems(settings) + _point_problems(settings, points)
+
+
+def _transport_problems(d: dict[str, Any]) -> list[Problem]:
+    if "transport" not in d:
+        return []
+    if d["transport"] == "rtu":
+        return [(("serial",), "transport \"rtu\" needs a [serial] table with at least port")] \
+            if d.get("serial", True) is None else []
+    out: list[Problem] = []
+    if d.get("host", "x") == "":
+        out.append((("host",), f"transport {d['transport']!r} needs host"))
+    if d.get("serial") is not None:
+        out.append((("serial",), f"serial settings are only used with transport \"rtu\", not {d['transport']!r}"))
+    return out
+
+
+def _point_problems(d: dict[str, Any], points: list[tuple[int, PointConfig]]) -> list[Problem]:
+    out: list[Problem] = []
+    seen: set[str] = set()
+    for index, point in points:
+        where = ("points", index)
+        if point.name in seen:
+            out.append(((*where, "name"), f"point name {point.name!r} is used twice: names must be unique per device"))
+        seen.add(point.name)
+        if "addressing" not in d:
+            continue
+        try:
+            table, address = point.resolve(d["addressing"])
+        except PointError as exc:
+            out.append(((*where, exc.field), f"point {point.name}: {exc}"))
+            continue
+        span = Span(point.name, table, address, point.width)
+        if span.end > 65535:
+            out.append(((*where, "address"), f"point {point.name}: runs past address 65535"))
+        limit_name = "max_bits_per_read" if table in BIT_TABLES else "max_registers_per_read"
+        if limit_name in d and span.width > d[limit_name]:
+            out.append(((*where, "type"), f"point {point.name}: {span.width} registers exceed "
+                                          f"{limit_name} = {d[limit_name]}"))
+        for rng in d.get("refused", []):
+            if rng.table == table and rng.start <= span.end and span.start <= rng.end:
+                out.append(((*where, "address"), f"point {point.name}: lies on refused {table} {rng.start}-{rng.end}"))
+    return out
+
+
+def _line_problems(value: Any) -> list[Problem]:
+    """Unique device names; units on one line differ and agree on serial settings."""
+    if isinstance(value, ModbusConfig):
+        devices = list(enumerate(value.devices))
+    elif isinstance(value, dict) and isinstance(value.get("devices"), list):
+        devices = [(i, device) for i, raw in enumerate(value["devices"])
+                   if isinstance(raw, dict) and (device := valid_model(DeviceConfig, raw)) is not None]
+    else:
+        return []
+    out: list[Problem] = []
+    names: dict[str, int] = {}
+    lines: dict[str, DeviceConfig] = {}
+    for index, device in devices:
+        if device.name in names:
+            out.append((("devices", index, "name"), f"device name {device.name!r} is used twice: names must be unique"))
+        names.setdefault(device.name, index)
+        other = lines.setdefault(device.line, device)
+        if other is device:
+            continue
+        if other.unit == device.unit:
+            out.append((("devices", index, "unit"),
+                        f"devices {other.name} and {device.name} share {device.line} and unit {device.unit}"))
+        if device.serial is not None and device.serial != other.serial:
+            out.append((("devices", index, "serial"), f"devices {other.name} and {device.name} share serial port "
+                                                      f"{device.serial.port} with different serial settings"))
+    return out
