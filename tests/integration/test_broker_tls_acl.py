@@ -24,8 +24,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from paho.mqtt.enums import CallbackAPIVersion
 from waiting import wait_until
 
-from agent.delivery.config import MqttConfig
-from agent.delivery.config import tls_context
+from agent.delivery.config import MqttConfig, tls_context
 from simulators.localnet import free_port, wait_for_port
 
 pytestmark = pytest.mark.integration
