@@ -22,4 +22,5 @@ def test_demo_shows_verified_readings_from_both_plcs_and_the_host(tmp_path):
     assert "  host    cpu" in final or "  host    mem" in final
     assert final.count(VERIFIED) >= 3
     assert "fleet board (readiness, both lenses): http://127.0.0.1:" in final
-    assert (tmp_path / "node.key").stat().st_mode & 0o077 == 0
+    assert (tmp_path / "state" / "node.key").stat().st_mode & 0o077 == 0
+    assert (tmp_path / "agent.toml").is_file() and (tmp_path / "trust" / "demo-panel.pub").is_file()
