@@ -1,4 +1,10 @@
-"""The demo's live terminal view of verified messages (rendering is a pure function)."""
+"""The demo's live terminal view of verified messages (rendering is a pure function).
+
+A `duplicate` (the same signed bytes again: a QoS 1 redelivery, or the retained copy the broker
+sends when the view resubscribes after a reconnect) is nothing new: it is counted apart and the
+last verified message stays on screen with its age. Every other failure, `replay` included, is
+a loud rejection and makes the demo exit 1.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from agent.fleet.subscription import Received
+from agent.trust.envelope import DUPLICATE
 
 VERIFIED = "✔ signature verified"
 REJECTED = "✘ REJECTED"
@@ -28,10 +35,14 @@ class PlantView:
     board: str = ""
     verified: int = 0
     rejected: int = 0
+    duplicates: int = 0
     latest: dict[tuple[str, str], Latest] = field(default_factory=dict)  # (node, stream) -> last message
     _last_print: float = 0.0
 
     def update(self, received: Received) -> None:
+        if received.verdict.reason == DUPLICATE:
+            self.duplicates += 1
+            return
         fields = received.verdict.fields or {}
         node = str(fields.get("node", "?"))
         stream = received.topic.split("/", 2)[-1] if received.topic.count("/") >= 2 else received.topic
@@ -45,7 +56,7 @@ class PlantView:
         if not (self.live or final) and now - self._last_print < 5.0:
             return  # piped output: a snapshot every 5 s instead of a redraw every second
         self._last_print = now
-        lines = render(self.broker, self.verified, self.rejected, self.latest, now)
+        lines = render(self, now)
         if self.board:
             lines.insert(1, f"fleet board (readiness, both lenses): {self.board}")
         out.write(("\x1b[H\x1b[2J" if self.live and not final else "") + "\n".join(lines) + "\n\n")
@@ -94,8 +105,10 @@ def _device_summary(body: dict[str, Any]) -> tuple[str, str]:
     return status, values
 
 
-def render(broker: str, verified: int, rejected: int, latest: dict[tuple[str, str], Latest], now: float) -> list[str]:
-    lines = [f"edge-sim demo  broker {broker}  messages verified {verified}  rejected {rejected}", ""]
+def render(view: PlantView, now: float) -> list[str]:
+    latest = view.latest
+    lines = [f"edge-sim demo  broker {view.broker}  messages verified {view.verified}  rejected {view.rejected}"
+             f"  duplicates ignored {view.duplicates}", ""]
     for node in sorted({n for n, _ in latest}):
         status = latest.get((node, "status"))
         state = status.body.get("state", "?") if status else "?"
