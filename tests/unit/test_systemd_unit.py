@@ -76,6 +76,10 @@ def test_unit_has_the_required_shape() -> None:
     assert "ProcSubset" not in d and d.get("ProtectProc", ["default"]) == ["default"]
     assert "AF_NETLINK" in d["RestrictAddressFamilies"][0]
     assert d.get("PrivateDevices", ["no"]) == ["no"] and "char-ttyUSB rw" in d["DeviceAllow"]
+    # ProtectSystem=strict leaves a ConfigurationDirectory= writable; the config must not be.
+    assert f"/etc/{d['ConfigurationDirectory'][0]}" in d["ReadOnlyPaths"]
+    # /bin/kill (procps) is missing on minimal systems; /bin/sh never is.
+    assert d["ExecReload"][0].startswith("/bin/sh -c ")
     parser = configparser.ConfigParser(strict=False, interpolation=None)
     parser.read_string(UNIT.read_text())
     assert parser["Install"]["WantedBy"] == "multi-user.target"
