@@ -6,8 +6,9 @@
 #
 # Puts: the agent in a venv at /opt/edge-agent/venv (with system site packages, so Debian's
 # python3-apt is importable), the unit in /etc/systemd/system, config/agent.toml in
-# /etc/edge-agent (if none is there), a signing key in /var/lib/edge-agent (if none), and a
-# dedicated system user `edge-agent` in group dialout (serial Modbus).
+# /etc/edge-agent (if none is there), a signing key in /var/lib/edge-agent (if none), a
+# dedicated system user `edge-agent` in group dialout (serial Modbus), and `edge-agent` on
+# PATH (a symlink in /usr/local/bin). It writes nothing into this checkout.
 set -eu
 
 SRC=$(cd "$(dirname "$0")/.." && pwd)
@@ -16,6 +17,8 @@ CONF_DIR=/etc/edge-agent
 STATE_DIR=/var/lib/edge-agent
 KEY="$STATE_DIR/node.key"
 USER_NAME=edge-agent
+# The bare `edge-agent` that README and docs use.
+BIN_LINK=/usr/local/bin/edge-agent
 PYTHON=/usr/bin/python3  # Debian's: python3-apt is built for it, not for a python3 on PATH
 START=yes
 [ "${1:-}" = "--no-start" ] && START=no
@@ -36,10 +39,20 @@ getent group dialout >/dev/null && usermod --append --groups dialout "$USER_NAME
 
 # 2. The code: a fresh venv each time, so an upgrade never mixes versions. A venv cannot be
 # moved (its scripts name their interpreter), so `venv` is a symlink swapped atomically.
+# pip builds a source folder in place (build/, *.egg-info): build from a copy, so the
+# checkout is left as it was (and may be read-only). Offline: PIP_NO_INDEX=1 PIP_FIND_LINKS=DIR.
 install -d -m 0755 "$PREFIX" "$PREFIX/docs"
+BUILD_COPY=$(mktemp -d)
+trap 'rm -rf "$BUILD_COPY"' EXIT
+trap 'exit 1' INT TERM
+# Two steps, not a pipe: sh has no pipefail, and a failed read must stop the install.
+tar -C "$SRC" --exclude=./.git --exclude=./.venv --exclude=./build --exclude='*.egg-info' \
+    --exclude=__pycache__ -cf "$BUILD_COPY/src.tar" .
+mkdir "$BUILD_COPY/src"
+tar -C "$BUILD_COPY/src" -xf "$BUILD_COPY/src.tar"
 NEW_VENV="$PREFIX/venv-$(date +%Y%m%d%H%M%S)-$$"
 "$PYTHON" -m venv --system-site-packages "$NEW_VENV"
-"$NEW_VENV/bin/pip" install --quiet --disable-pip-version-check "$SRC"
+"$NEW_VENV/bin/pip" install --quiet --disable-pip-version-check "$BUILD_COPY/src"
 [ -d "$PREFIX/venv" ] && [ ! -L "$PREFIX/venv" ] && rm -rf "$PREFIX/venv"
 ln -sfn "$(basename "$NEW_VENV")" "$PREFIX/venv.link"
 mv -T "$PREFIX/venv.link" "$PREFIX/venv"
@@ -48,6 +61,8 @@ for old in "$PREFIX"/venv-*; do
 done
 install -m 0644 "$SRC"/docs/*.md "$PREFIX/docs/" 2>/dev/null || true
 AGENT="$PREFIX/venv/bin/edge-agent"
+install -d -m 0755 "$(dirname "$BIN_LINK")"
+ln -sfn "$AGENT" "$BIN_LINK"
 
 # 3. Config (root-owned, readable by the service's group only) and state.
 install -d -m 0750 -o root -g "$USER_NAME" "$CONF_DIR"

@@ -95,6 +95,8 @@ def test_install_script_unit_and_example_config_agree() -> None:
     assert settings["CONF_DIR"] == f"/etc/{d['ConfigurationDirectory'][0]}"
     assert settings["USER_NAME"] == d["User"][0]
     assert "--system-site-packages" in script  # python3-apt comes from Debian, not PyPI
+    # The bare command the docs use is the one the unit runs.
+    assert Path(settings["BIN_LINK"]).name == Path(d["ExecStart"][0].split()[0]).name
     example = tomllib.loads((REPO / "config" / "agent.toml").read_text())
     assert example["signing"]["key_file"] == settings["KEY"].strip("\"").replace("$STATE_DIR", settings["STATE_DIR"])
     assert example["state_dir"] == settings["STATE_DIR"]
