@@ -11,6 +11,15 @@ request. Kinds:
     drop         close the connection instead of answering
     malformed    answer with a frame whose checksum (RTU) or length field (TCP) is wrong
     truncated    answer with the frame cut short
+
+Hostile replies (each a well-formed frame apart from the one thing named):
+
+    wrong_function  answer with another read function code (3 <-> 4, 1 <-> 2) over the same data
+    wrong_unit      answer as the next unit id
+    byte_count      answer with one register (or one byte of bits) more than asked, byte count to match
+    oversize        claim a length no frame can have: MBAP length 65535 (TCP), byte count 255 (RTU)
+    flood           instead of answering, stream unsolicited frames and garbage until the
+                    connection closes or the fault is removed
 """
 
 from __future__ import annotations
@@ -18,11 +27,16 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
-FaultKind = Literal["no_reply", "slow", "exception", "hole", "drop", "malformed", "truncated"]
-KINDS: tuple[str, ...] = ("no_reply", "slow", "exception", "hole", "drop", "malformed", "truncated")
+from agent.collectors.modbus.frames import crc16
+
+FaultKind = Literal["no_reply", "slow", "exception", "hole", "drop", "malformed", "truncated",
+                    "wrong_function", "wrong_unit", "byte_count", "oversize", "flood"]
+KINDS: tuple[str, ...] = get_args(FaultKind)
+REWRITES = ("malformed", "truncated", "wrong_function", "wrong_unit", "byte_count", "oversize")  # see rewrite()
 TABLE_OF_FC = {1: "coil", 2: "discrete", 3: "holding", 4: "input"}
+OTHER_READ_CODE = {1: 2, 2: 1, 3: 4, 4: 3}
 
 
 @dataclass(frozen=True)
@@ -56,15 +70,37 @@ def first_match(faults: Iterable[Fault], unit: int, function_code: int, address:
     return next((f for f in faults if f.matches(unit, function_code, address, count)), None)
 
 
-def corrupt(frame: bytes, kind: str, rtu: bool) -> bytes:
-    """A damaged copy of a well-formed response frame."""
+def rewrite(frame: bytes, kind: str, rtu: bool) -> bytes:
+    """What a fault of `kind` (one of REWRITES) sends instead of the well-formed reply `frame`."""
     if kind == "truncated":
         return frame[: max(1, len(frame) - 3)]
-    if rtu:  # flip the CRC
-        return frame[:-2] + bytes(b ^ 0xFF for b in frame[-2:])
-    # Modbus TCP: claim a PDU byte count one larger than sent and garble the function code
-    length = int.from_bytes(frame[4:6], "big")
-    return frame[:4] + (length + 1).to_bytes(2, "big") + frame[6:7] + bytes([frame[7] ^ 0x40]) + frame[8:]
+    if kind == "malformed":
+        if rtu:  # flip the CRC
+            return frame[:-2] + bytes(b ^ 0xFF for b in frame[-2:])
+        # Modbus TCP: claim a PDU byte count one larger than sent and garble the function code
+        length = int.from_bytes(frame[4:6], "big")
+        return frame[:4] + (length + 1).to_bytes(2, "big") + frame[6:7] + bytes([frame[7] ^ 0x40]) + frame[8:]
+    header, unit, pdu = (b"", frame[0], frame[1:-2]) if rtu else (frame[:6], frame[6], frame[7:])
+    if kind == "wrong_function":
+        pdu = bytes([OTHER_READ_CODE.get(pdu[0], 3)]) + pdu[1:]
+    elif kind == "wrong_unit":
+        unit = unit % 247 + 1
+    elif kind == "byte_count" and pdu[0] in TABLE_OF_FC:
+        extra = 1 if pdu[0] in (1, 2) else 2
+        pdu = pdu[:1] + bytes([pdu[1] + extra]) + pdu[2:] + bytes(extra)
+    elif kind == "oversize" and rtu:
+        pdu = pdu[:1] + b"\xff" + pdu[2:]
+    if rtu:
+        return bytes([unit]) + pdu + crc16(bytes([unit]) + pdu)
+    length = b"\xff\xff" if kind == "oversize" else (len(pdu) + 1).to_bytes(2, "big")
+    return header[:4] + length + bytes([unit]) + pdu
+
+
+def flood_chunk(frame: bytes, rtu: bool, size: int = 16384) -> bytes:
+    """What a flooding peer streams: unsolicited frames (the reply as another unit) and garbage."""
+    unsolicited = rewrite(frame, "wrong_unit", rtu)
+    garbage = bytes((i * 73 + 41) % 256 for i in range(251))
+    return ((unsolicited + garbage) * (size // (len(unsolicited) + len(garbage)) + 1))[:size]
 
 
 class FaultSet:
@@ -82,6 +118,10 @@ class FaultSet:
     def remove(self, fault: Fault) -> None:
         with self._lock:
             self._faults.remove(fault)
+
+    def __contains__(self, fault: Fault) -> bool:
+        with self._lock:
+            return any(f is fault for f in self._faults)
 
     def clear(self) -> None:
         with self._lock:

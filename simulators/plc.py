@@ -31,7 +31,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from agent.collectors.modbus.codec import PointCodec, encode
-from simulators.faults import TABLE_OF_FC, Fault, FaultSet, corrupt
+from simulators.faults import REWRITES, TABLE_OF_FC, Fault, FaultSet, flood_chunk, rewrite
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
 TABLES = ("coil", "discrete", "holding", "input")
@@ -270,14 +270,14 @@ class Simulator:
                 if handler[0] is not None and handler[0].transport is not None:
                     handler[0].transport.close()
                 return b""
-            if fault.kind in ("malformed", "truncated"):
-                return corrupt(packet, fault.kind, rtu)
-            if fault.kind == "slow":
-                transport = handler[0].transport if handler[0] is not None else None
-                if transport is not None:
-                    asyncio.get_running_loop().call_later(fault.delay, _write_if_open, transport, packet)
-                return b""
-            return packet
+            if fault.kind in REWRITES:
+                return rewrite(packet, fault.kind, rtu)
+            transport = handler[0].transport if handler[0] is not None else None
+            if fault.kind == "slow" and transport is not None:
+                asyncio.get_running_loop().call_later(fault.delay, _write_if_open, transport, packet)
+            elif fault.kind == "flood" and transport is not None:
+                asyncio.get_running_loop().create_task(self._flood(transport, fault, flood_chunk(packet, rtu)))
+            return b"" if fault.kind in ("slow", "flood") else packet
 
         def on_connect(connected: bool) -> None:
             if connected:
@@ -285,6 +285,15 @@ class Simulator:
                     self.connections += 1
 
         return on_pdu, on_packet, on_connect, handler
+
+    async def _flood(self, transport: Any, fault: Fault, chunk: bytes) -> None:
+        """Stream `chunk` as fast as the peer takes it, while the fault is on and the connection open."""
+        while fault in self.faults and not transport.is_closing():
+            if transport.get_write_buffer_size():  # let the peer (or the pty) catch up
+                await asyncio.sleep(0.001)
+                continue
+            transport.write(chunk)
+            await asyncio.sleep(0)
 
     def _identification(self, request: Any, response: Any) -> Any:
         from pymodbus.pdu.device import DeviceInformationFactory, ModbusDeviceIdentification
@@ -342,6 +351,7 @@ class Simulator:
             ready.set()
             loop.run_forever()
             loop.run_until_complete(self._server.shutdown())
+            loop.run_until_complete(_cancel(asyncio.all_tasks(loop)))  # floods still streaming
             loop.close()
 
         self._thread = threading.Thread(target=run, name=f"plc-sim-{kind}", daemon=True)
@@ -425,6 +435,12 @@ class PtyLink:
         self._thread.join(5)
         for fd in self._masters + self._slaves:
             os.close(fd)
+
+
+async def _cancel(tasks: set[asyncio.Task]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _write_if_open(transport: Any, packet: bytes) -> None:

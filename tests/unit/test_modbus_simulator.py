@@ -9,7 +9,8 @@ import pytest
 
 from agent.config import validate
 from simulators import cli
-from simulators.faults import Fault, FaultSet, corrupt
+from agent.collectors.modbus.frames import MalformedReply, check, crc16, expect
+from simulators.faults import REWRITES, Fault, FaultSet, flood_chunk, rewrite
 from simulators.plc import agent_points, list_profiles, load_profile, parse_profile, process_value
 
 
@@ -63,13 +64,36 @@ def test_fault_matching_by_unit_table_and_range():
         Fault("explode")
 
 
+TCP_REQUEST = bytes.fromhex("000100000006010300000002")  # transaction 1, unit 1: read 2 holding registers at 0
+TCP_REPLY = bytes.fromhex("000100000007010304000a000b")
+RTU_REQUEST = bytes.fromhex("010300000002") + crc16(bytes.fromhex("010300000002"))
+RTU_REPLY = bytes.fromhex("010304000a000b") + crc16(bytes.fromhex("010304000a000b"))
+
+
 def test_corrupted_frames_differ_from_the_original():
-    tcp = bytes.fromhex("000100000007010304000a000b")
-    rtu = bytes.fromhex("010304000a000b1234")
-    assert corrupt(tcp, "truncated", rtu=False) == tcp[:-3]
-    bad = corrupt(tcp, "malformed", rtu=False)
-    assert len(bad) == len(tcp) and bad != tcp
-    assert corrupt(rtu, "malformed", rtu=True)[:-2] == rtu[:-2] and corrupt(rtu, "malformed", rtu=True) != rtu
+    assert rewrite(TCP_REPLY, "truncated", rtu=False) == TCP_REPLY[:-3]
+    bad = rewrite(TCP_REPLY, "malformed", rtu=False)
+    assert len(bad) == len(TCP_REPLY) and bad != TCP_REPLY
+    bad = rewrite(RTU_REPLY, "malformed", rtu=True)
+    assert bad[:-2] == RTU_REPLY[:-2] and bad != RTU_REPLY
+
+
+@pytest.mark.parametrize("rtu", [False, True], ids=["tcp", "rtu"])
+def test_each_hostile_reply_is_refused_by_the_agents_check_for_its_reason(rtu):
+    """The simulator's rewrites are what they claim: the strict check names the fault."""
+    request, reply = (RTU_REQUEST, RTU_REPLY) if rtu else (TCP_REQUEST, TCP_REPLY)
+    expected = expect(request, "rtu" if rtu else "socket")
+    assert check(expected, reply) == "complete"
+    reasons = {"wrong_function": "function code 4", "wrong_unit": "unit id 2", "byte_count": "byte count 6",
+               "oversize": "byte count 255" if rtu else "MBAP length field 65535",
+               "malformed": "CRC" if rtu else "function code 67"}
+    for kind, reason in reasons.items():
+        with pytest.raises(MalformedReply, match=reason):
+            check(expected, rewrite(reply, kind, rtu))
+    assert check(expected, rewrite(reply, "truncated", rtu)) == "partial"  # the rest never comes: a timeout
+    assert set(reasons) | {"truncated"} == set(REWRITES)
+    with pytest.raises(MalformedReply):
+        check(expected, flood_chunk(reply, rtu))
 
 
 def test_cli_lists_profiles_and_parses_faults(capsys):
