@@ -20,6 +20,7 @@ Hostile replies (each a well-formed frame apart from the one thing named):
     oversize        claim a length no frame can have: MBAP length 65535 (TCP), byte count 255 (RTU)
     flood           instead of answering, stream unsolicited frames and garbage until the
                     connection closes or the fault is removed
+    unsolicited     answer, then send the same answer again `delay` seconds later, to no request
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from typing import Literal, get_args
 from agent.collectors.modbus.frames import crc16
 
 FaultKind = Literal["no_reply", "slow", "exception", "hole", "drop", "malformed", "truncated",
-                    "wrong_function", "wrong_unit", "byte_count", "oversize", "flood"]
+                    "wrong_function", "wrong_unit", "byte_count", "oversize", "flood", "unsolicited"]
 KINDS: tuple[str, ...] = get_args(FaultKind)
 REWRITES = ("malformed", "truncated", "wrong_function", "wrong_unit", "byte_count", "oversize")  # see rewrite()
 TABLE_OF_FC = {1: "coil", 2: "discrete", 3: "holding", 4: "input"}
@@ -47,7 +48,7 @@ class Fault:
     start: int = 0
     end: int = 65535
     code: int = 4  # for "exception"
-    delay: float = 0.0  # for "slow"
+    delay: float = 0.0  # for "slow" and "unsolicited"
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:

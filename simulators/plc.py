@@ -148,6 +148,7 @@ class Simulator:
         self.faults = FaultSet()
         self.requests: Counter[tuple[int, int]] = Counter()  # (unit, function code) -> count
         self.connections = 0
+        self.floods = 0  # floods streaming now
         self._clock = clock
         self._t0 = clock()
         self._rng = random.Random(seed)
@@ -273,7 +274,7 @@ class Simulator:
             if fault.kind in REWRITES:
                 return rewrite(packet, fault.kind, rtu)
             transport = handler[0].transport if handler[0] is not None else None
-            if fault.kind == "slow" and transport is not None:
+            if fault.kind in ("slow", "unsolicited") and transport is not None:
                 asyncio.get_running_loop().call_later(fault.delay, _write_if_open, transport, packet)
             elif fault.kind == "flood" and transport is not None:
                 asyncio.get_running_loop().create_task(self._flood(transport, fault, flood_chunk(packet, rtu)))
@@ -288,12 +289,18 @@ class Simulator:
 
     async def _flood(self, transport: Any, fault: Fault, chunk: bytes) -> None:
         """Stream `chunk` as fast as the peer takes it, while the fault is on and the connection open."""
-        while fault in self.faults and not transport.is_closing():
-            if transport.get_write_buffer_size():  # let the peer (or the pty) catch up
-                await asyncio.sleep(0.001)
-                continue
-            transport.write(chunk)
-            await asyncio.sleep(0)
+        with self._lock:
+            self.floods += 1
+        try:
+            while fault in self.faults and not transport.is_closing():
+                if transport.get_write_buffer_size():  # let the peer (or the pty) catch up
+                    await asyncio.sleep(0.001)
+                    continue
+                transport.write(chunk)
+                await asyncio.sleep(0)
+        finally:
+            with self._lock:
+                self.floods -= 1
 
     def _identification(self, request: Any, response: Any) -> Any:
         from pymodbus.pdu.device import DeviceInformationFactory, ModbusDeviceIdentification

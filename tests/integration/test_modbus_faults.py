@@ -89,7 +89,12 @@ def test_fault_is_reported_survived_and_isolated(fault, kind, make_simulator, si
     else:
         assert last["status"]["state"] == "offline"
         assert last["status"]["consecutive_failures"] == 2
-        assert last["values"] == {} and set(last["point_errors"]) >= {"motor_speed", "running"}
+        # One device-level error instead of one per point: the cause, or the wait before the next probe.
+        first = faulty[0]
+        assert first["values"] == {} and "point_errors" not in first
+        assert first["error"] == {"kind": kind, "message": first["error"]["message"],
+                                  "points": len(bad.poller.device.points)}
+        assert last["values"] == {} and "point_errors" not in last and last["error"]["kind"] in (kind, "backoff")
     # The healthy device kept its pace: every cycle complete and, while the faulty one sat
     # in timeouts, several of them.
     assert len(healthy) >= (2 if kind == "timeout" else 1)
@@ -133,7 +138,7 @@ def test_dead_device_backs_off_and_comes_back(make_simulator, sim_device, config
     first, second = asyncio.run(scenario())
     assert first["status"]["state"] == "offline"
     assert first["status"]["errors"] == {"connect_failed": 1}
-    assert second["point_errors"]["motor_speed"]["kind"] == "backoff"
+    assert second["error"]["kind"] == "backoff" and "point_errors" not in second
     assert second["status"]["last_error"]["kind"] == "connect_failed"
     assert second["status"]["errors"] == {"connect_failed": 1}  # no second connection attempt yet
     assert second["status"]["consecutive_failures"] == 2
@@ -236,6 +241,65 @@ def test_fault_on_one_unit_of_a_shared_rtu_line(kind, fault, error, make_simulat
         assert failing[0].body["status"]["consecutive_failures"] >= 1
     if fault.kind == "malformed":
         assert sim.request_count(unit=2) == 1  # the first read failed; the rest waits for the backoff
-        assert {e["kind"] for e in cycles[-1][1][0].body["point_errors"].values()} == {"backoff"}
+        assert cycles[-1][1][0].body["error"]["kind"] == "backoff"
     else:
         assert sim.request_count(unit=2) == 3 * len(second.poller.reads)
+
+
+def _hundred_point_profile(path) -> str:
+    """A 100-point device: 25 each of uint16, int32 (holding), float32 (input) and coils, with long names."""
+    lines = ['name = "hundred"', "[sizes]", "coil = 32", "discrete = 1", "input = 64", "holding = 160"]
+    for i in range(25):
+        for name, table, address, type_, behaviour in (
+                (f"line_speed_setpoint_{i:02d}", "holding", i, "uint16", f"value = {i}"),
+                (f"energy_counter_total_{i:02d}", "holding", 100 + 2 * i, "int32", f"value = {1000 + i}"),
+                (f"bearing_temperature_{i:02d}", "input", 2 * i, "float32",
+                 "sine = { base = 60.0, amplitude = 5.0, period = 30.0 }"),
+                (f"conveyor_motor_running_{i:02d}", "coil", i, "bool", "value = true")):
+            lines += ["[[points]]", f'name = "{name}"', f'table = "{table}"', f"address = {address}",
+                      f'type = "{type_}"', behaviour]
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def test_an_offline_device_message_is_one_error_and_under_a_kilobyte(tmp_path, make_simulator, sim_device,
+                                                                     config_of):
+    """100 points: silent (timeout, then waiting to probe again), refusing connections, a name
+    that does not resolve: each message carries one device-level error, not one per point."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from agent.trust.envelope import seal
+
+    profile = _hundred_point_profile(tmp_path / "hundred.toml")
+    sim = make_simulator({1: profile})
+    online, silent = sim_device("online", sim, 1, profile), sim_device("silent", sim, 1, profile)
+    sim_refusing = make_simulator({1: profile})
+    refusing = sim_device("refusing", sim_refusing, 1, profile)
+    sim_refusing.stop()
+    unresolved = dict(sim_device("unresolved", sim, 1, profile), host="plc-7.no-such-host.invalid")
+    key = Ed25519PrivateKey.generate()
+
+    def signed_size(body: dict) -> int:
+        return len(seal(key, kid="k" * 16, node="panel-pc-0042", topic="edge/panel-pc-0042/modbus/" + body["device"],
+                        kind="modbus", session="s" * 16, seq=1, ts_ms=1_764_250_000_000, body=body))
+
+    async def bodies_of(device: dict, cycles: int) -> list[dict]:
+        [collector] = build(config_of([device]), backoff=Backoff(base=60.0, cap=60.0, jitter=0.0))
+        out = [(await collector.collect())[0].body for _ in range(cycles)]
+        await collector.close()
+        return out
+
+    async def scenario():
+        healthy = await bodies_of(online, 1)
+        sim.faults.add(Fault("no_reply"))
+        return healthy, await bodies_of(silent, 2), await bodies_of(refusing, 2), await bodies_of(unresolved, 2)
+
+    healthy, *offline = asyncio.run(scenario())
+    assert len(healthy[0]["values"]) == 100 and signed_size(healthy[0]) > 2048
+    kinds = []
+    for body in (b for bodies in offline for b in bodies):
+        assert body["status"]["state"] == "offline" and body["values"] == {}
+        assert "point_errors" not in body and body["error"]["points"] == 100
+        assert signed_size(body) <= 1024, (signed_size(body), body)
+        kinds.append(body["error"]["kind"])
+    assert kinds == ["timeout", "backoff", "connect_failed", "backoff", "dns_failed", "backoff"]

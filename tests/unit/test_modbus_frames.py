@@ -9,11 +9,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pymodbus.framer import FramerRTU, FramerSocket
 from pymodbus.pdu import DecodePDU, ExceptionResponse
-from pymodbus.pdu.bit_message import (ReadCoilsRequest, ReadCoilsResponse, ReadDiscreteInputsRequest,
-                                      ReadDiscreteInputsResponse)
+from pymodbus.pdu.bit_message import (
+    ReadCoilsRequest,
+    ReadCoilsResponse,
+    ReadDiscreteInputsRequest,
+    ReadDiscreteInputsResponse,
+)
 from pymodbus.pdu.mei_message import ReadDeviceInformationRequest, ReadDeviceInformationResponse
-from pymodbus.pdu.register_message import (ReadHoldingRegistersRequest, ReadHoldingRegistersResponse,
-                                           ReadInputRegistersRequest, ReadInputRegistersResponse)
+from pymodbus.pdu.register_message import (
+    ReadHoldingRegistersRequest,
+    ReadHoldingRegistersResponse,
+    ReadInputRegistersRequest,
+    ReadInputRegistersResponse,
+)
 
 from agent.collectors.modbus.frames import MAX_RTU_FRAME, MalformedReply, check, crc16, expect
 

@@ -7,9 +7,9 @@ import tomllib
 
 import pytest
 
+from agent.collectors.modbus.frames import MalformedReply, check, crc16, expect
 from agent.config import validate
 from simulators import cli
-from agent.collectors.modbus.frames import MalformedReply, check, crc16, expect
 from simulators.faults import REWRITES, Fault, FaultSet, flood_chunk, rewrite
 from simulators.plc import agent_points, list_profiles, load_profile, parse_profile, process_value
 

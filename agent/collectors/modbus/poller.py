@@ -1,10 +1,12 @@
 """One poll cycle of one device: planned reads, decoding, hole learning, status.
 
 `DevicePoller.poll()` does exactly one cycle and returns the reading's body (documented
-in docs/modbus.md); the daemon's fixed grid decides when it runs. The poller holds its
-line's lock for the cycle, so devices on one serial line or gateway take turns, and it
-stops a cycle at the first timeout: a device that does not answer costs its line at most
-one timeout (times retries) per cycle.
+in docs/modbus.md); the daemon's fixed grid decides when it runs. A device that answers
+takes its turn on its line (devices on one serial line or gateway take turns) and stops
+its cycle at the first timeout. A device that does not answer (or never has yet) is
+probed instead: its first read alone, without retries, in the line's idle time
+(`Turns.idle_slot`), after a growing pause; when it answers, its cycle goes on as usual.
+So a dead unit never holds the line at its neighbours' time.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,10 +22,13 @@ from typing import Any
 from agent.collectors.modbus.codec import CodecError, PointCodec, Value, decode, decode_bit
 from agent.collectors.modbus.config import DeviceConfig
 from agent.collectors.modbus.planner import BIT_TABLES, Range, Read, Span, gaps, plan
-from agent.collectors.modbus.transports import Line, ModbusReadError
+from agent.collectors.modbus.transports import CONNECT_KINDS, SILENT_KINDS, Line, ModbusReadError
 from agent.core.timing import Backoff, now_ms
 
 log = logging.getLogger(__name__)
+
+PROBE_FLOOR = 0.05  # s: the shortest probe timeout worth sending (or twice the last round trip, if longer)
+PROBE_GUARD = 0.05  # s kept free before an answering neighbour is due: reconnecting, scheduling slack
 
 
 @dataclass
@@ -49,24 +53,24 @@ class _Cycle:
     values: dict[str, Value] = field(default_factory=dict)
     point_errors: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: int = 0
-    successes: int = 0
-    broken: ModbusReadError | None = None  # the device stopped answering mid-cycle
+    answered: bool = False  # some request got a reply (values or a Modbus exception)
+    broken: ModbusReadError | None = None  # the cycle stopped early: the device is not answering
 
 
 class DevicePoller:
     def __init__(self, device: DeviceConfig, line: Line, *, backoff: Backoff = Backoff(),
-                 rng: random.Random | None = None, clock_ms: Callable[[], int] = now_ms,
-                 monotonic: Callable[[], float] = time.perf_counter) -> None:
+                 rng: random.Random | None = None, clock_ms: Callable[[], int] = now_ms) -> None:
         self.device = device
         self.line = line
         self.status = DeviceStatus()
         self.identity: dict[str, str] | None = None
         self._clock_ms = clock_ms
-        self._monotonic = monotonic
+        self._monotonic = line.turns.now
         self._backoff = backoff
         self._rng = rng or random.Random()
+        self._answering: bool | None = None  # None until first asked; False while silent
         self._silent_cycles = 0  # cycles in a row the device did not answer at all
-        self._next_attempt = 0.0  # monotonic time before which a silent device is not asked
+        self._next_probe = 0.0  # monotonic time before which a silent device is not asked
         self._spans = {s.name: s for s in device.spans()}
         self._codecs: dict[str, PointCodec] = {p.name: p.codec(device.byte_order) for p in device.points}
         self._units = {p.name: p.unit for p in device.points if p.unit}
@@ -89,44 +93,65 @@ class DevicePoller:
     async def poll(self) -> dict[str, Any]:
         cycle = _Cycle()
         d = self.device
-        wait = self._next_attempt - self._monotonic()
-        if wait > 0:
-            # A device that stopped answering is asked again after a growing pause, so that
-            # on a shared serial line or gateway it stops costing its neighbours a timeout
-            # every cycle.
-            cycle.broken = ModbusReadError("backoff", f"{d.name} is not answering; next attempt in {wait:.1f} s")
+        if self._answering is not False:  # a device not yet asked keeps its turns free too
+            self.line.turns.expect(d.name, d.interval)
+        if self._answering:
+            async with self.line.turns.turn():
+                await self._cycle(cycle, d.timeout, d.retries)
         else:
-            async with self.line.lock:
-                await self._cycle(cycle)
-            self._schedule_next_attempt(cycle)
-        if cycle.broken is not None:
-            for name in self._spans:
-                if name not in cycle.values and name not in cycle.point_errors:
-                    cycle.point_errors[name] = {"kind": cycle.broken.kind, "message": str(cycle.broken)}
+            await self._probe(cycle)
+        self._note_answer(cycle)
         self._update_status(cycle)
         return self._body(cycle)
 
-    async def _cycle(self, cycle: _Cycle) -> None:
+    async def _probe(self, cycle: _Cycle) -> None:
+        """A cycle whose first read is a probe: alone, no retries, in the line's idle time."""
+        d, turns = self.device, self.line.turns
+        wait = self._next_probe - turns.now()
+        if wait > 0:
+            cycle.broken = ModbusReadError("backoff", f"{d.name} is not answering; next attempt in {wait:.1f} s")
+            return
+        floor = min(d.timeout, max(PROBE_FLOOR, 2 * (self.status.latency_ms or 0) / 1000))
+        async with turns.idle_slot(d.timeout, floor, PROBE_GUARD + d.pause_after_connect,
+                                   until=turns.now() + d.interval) as granted:
+            if granted is None:
+                cycle.broken = ModbusReadError("backoff", f"{d.name} is not answering; its line had no idle time "
+                                                          f"for a probe this cycle")
+                return
+            await self._cycle(cycle, granted, retries=0)
+            if cycle.broken is not None and cycle.broken.kind in SILENT_KINDS:
+                # The probe's connection was dropped: reconnect in this slot, not at a neighbour's turn.
+                try:
+                    await self.line.ensure_connected(d.timeout, d.pause_after_connect)
+                except ModbusReadError:
+                    pass  # the next turn on the line reports it
+
+    async def _cycle(self, cycle: _Cycle, first_timeout: float, retries: int) -> None:
+        """Every planned read; the first with `first_timeout` and `retries`, the identity after it."""
         d = self.device
         try:
             await self.line.ensure_connected(d.timeout, d.pause_after_connect)
         except ModbusReadError as exc:
             cycle.broken = exc
             return
-        await self._read_identity(cycle)
-        for read in list(self.reads):
+        first, *rest = self.reads
+        await self._perform(first, cycle, depth=0, timeout=first_timeout, retries=retries)
+        if cycle.broken is None:
+            await self._read_identity(cycle)
+        for read in rest:
             if cycle.broken is not None:
                 break
             await self._perform(read, cycle, depth=0)
 
-    def _schedule_next_attempt(self, cycle: _Cycle) -> None:
-        silent = not cycle.values and cycle.broken is not None and cycle.broken.kind in (
-            "timeout", "malformed_reply", "connection_reset")
-        if not silent:
-            self._silent_cycles, self._next_attempt = 0, 0.0
-            return
-        self._silent_cycles += 1
-        self._next_attempt = self._monotonic() + self._backoff.delay(self._silent_cycles, self._rng.random)
+    def _note_answer(self, cycle: _Cycle) -> None:
+        """Answering devices keep their turns; a silent one is probed after a growing pause."""
+        if cycle.answered:
+            self._answering, self._silent_cycles, self._next_probe = True, 0, 0.0
+        elif cycle.broken is not None and cycle.broken.kind in SILENT_KINDS:
+            self.line.turns.forget(self.device.name)
+            self._answering = False
+            self._silent_cycles += 1
+            self._next_probe = self._monotonic() + self._backoff.delay(self._silent_cycles, self._rng.random)
 
     async def _pause(self, cycle: _Cycle) -> None:
         if cycle.requests and self.device.pause_between_requests:
@@ -154,29 +179,36 @@ class DevicePoller:
             log.info("device identified device=%s identity=%s", self.device.name, identity)
         self.identity = identity or self.identity
 
-    async def _request(self, read: Read, cycle: _Cycle) -> list[int] | list[bool]:
+    async def _request(self, read: Read, cycle: _Cycle, timeout: float, retries: int) -> list[int] | list[bool]:
         d = self.device
-        for attempt in range(d.retries + 1):
+        for attempt in range(retries + 1):
             await self._pause(cycle)
             cycle.requests += 1
             started = self._monotonic()
             try:
-                values = await self.line.read(d.unit, read.table, read.start, read.count, d.timeout)
+                values = await self.line.read(d.unit, read.table, read.start, read.count, timeout)
             except ModbusReadError as exc:
-                self.status.errors[exc.kind] += 1
-                self.status.last_error = {"kind": exc.kind, "message": str(exc), "ts_ms": self._clock_ms()}
-                if exc.kind != "timeout" or attempt == d.retries:
+                cycle.answered |= exc.code is not None
+                self._record(exc)
+                if exc.kind != "timeout" or attempt == retries:
                     raise
                 await self.line.ensure_connected(d.timeout, d.pause_after_connect)
                 continue
             self.status.latency_ms = round((self._monotonic() - started) * 1000, 2)
-            cycle.successes += 1
+            cycle.answered = True
             return values
         raise AssertionError("unreachable")
 
-    async def _perform(self, read: Read, cycle: _Cycle, depth: int) -> None:
+    def _record(self, exc: ModbusReadError) -> None:
+        self.status.errors[exc.kind] += 1
+        self.status.last_error = {"kind": exc.kind, "message": str(exc), "ts_ms": self._clock_ms()}
+
+    async def _perform(self, read: Read, cycle: _Cycle, depth: int, timeout: float | None = None,
+                       retries: int | None = None) -> None:
+        d = self.device
         try:
-            raw = await self._request(read, cycle)
+            raw = await self._request(read, cycle, d.timeout if timeout is None else timeout,
+                                      d.retries if retries is None else retries)
         except ModbusReadError as exc:
             if exc.breaks_connection:
                 cycle.broken = exc
@@ -204,6 +236,7 @@ class DevicePoller:
             try:
                 await self.line.read(self.device.unit, read.table, first, last - first + 1, self.device.timeout)
             except ModbusReadError as exc:
+                cycle.answered |= exc.code is not None
                 if exc.breaks_connection:
                     cycle.broken = exc
                     return
@@ -238,17 +271,30 @@ class DevicePoller:
         if cycle.values:
             s.last_success_ms = self._clock_ms()
             s.consecutive_failures = 0
-            s.state = "degraded" if cycle.point_errors else "online"
+            s.state = "degraded" if cycle.point_errors or cycle.broken else "online"
         else:
             s.consecutive_failures += 1
             s.state = "offline"
-            if cycle.broken is not None and cycle.broken.kind == "connect_failed":
-                s.errors["connect_failed"] += 1
-                s.last_error = {"kind": "connect_failed", "message": str(cycle.broken), "ts_ms": self._clock_ms()}
+            if cycle.broken is not None and cycle.broken.kind in CONNECT_KINDS:
+                self._record(cycle.broken)
         if s.state != before:
             level = logging.WARNING if s.state != "online" else logging.INFO
             log.log(level, "device %s device=%s error=%s", s.state, self.device.name,
                     (s.last_error or {}).get("kind", "-"))
+
+    def _cycle_error(self, cycle: _Cycle) -> dict[str, Any] | None:
+        """The device-level error: why the cycle stopped early, or why no point was read
+        (then the only error in the body: one entry, not one per point)."""
+        if cycle.broken is not None:
+            unread = len(self._spans) if not cycle.values else sum(
+                n not in cycle.values and n not in cycle.point_errors for n in self._spans)
+            return {"kind": cycle.broken.kind, "message": str(cycle.broken), "points": unread}
+        if cycle.values or not cycle.point_errors:
+            return None
+        kinds = Counter(e["kind"] for e in cycle.point_errors.values())
+        kind = kinds.most_common(1)[0][0]
+        message = next(e["message"] for e in cycle.point_errors.values() if e["kind"] == kind)
+        return {"kind": kind, "message": message, "points": len(cycle.point_errors)}
 
     def _body(self, cycle: _Cycle) -> dict[str, Any]:
         values, unchanged = {}, []
@@ -267,8 +313,10 @@ class DevicePoller:
         }
         if unchanged:
             body["unchanged"] = sorted(unchanged)
-        if cycle.point_errors:
+        if cycle.point_errors and cycle.values:
             body["point_errors"] = dict(sorted(cycle.point_errors.items()))
+        if (error := self._cycle_error(cycle)) is not None:
+            body["error"] = error
         if self.identity:
             body["identity"] = dict(self.identity)
         return body
