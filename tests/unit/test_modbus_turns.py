@@ -21,9 +21,10 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
-def slot(turns: Turns, want: float = 0.5, floor: float = 0.05, guard: float = 0.05, until: float = math.inf):
+def slot(turns: Turns, want: float = 0.5, floor: float = 0.05, guard: float = 0.05, until: float = math.inf,
+         asking: str = "silent"):
     async def take() -> float | None:
-        async with turns.idle_slot(want, floor, guard, until) as granted:
+        async with turns.idle_slot(asking, want, floor, guard, until) as granted:
             return granted
 
     return asyncio.ensure_future(take())
@@ -37,6 +38,7 @@ def test_an_idle_line_grants_the_whole_timeout_and_a_neighbour_due_shortens_it()
         turns.expect("healthy", 1.0)
         clock.t += 0.7  # the neighbour is due in 0.3 s: 0.25 s after the guard
         assert round(await slot(turns), 6) == 0.25
+        assert await slot(turns, asking="healthy") == 0.5  # its own next turn does not shorten its probe
 
     asyncio.run(scenario())
 

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 PROBE_FLOOR = 0.05  # s: the shortest probe timeout worth sending (or twice the last round trip, if longer)
 PROBE_GUARD = 0.05  # s kept free before an answering neighbour is due: reconnecting, scheduling slack
+PROBE_WAIT = 5.0  # s at most a probe waits for an idle slot (at most an interval), well inside the daemon's cut-off
 
 
 @dataclass
@@ -112,8 +113,8 @@ class DevicePoller:
             cycle.broken = ModbusReadError("backoff", f"{d.name} is not answering; next attempt in {wait:.1f} s")
             return
         floor = min(d.timeout, max(PROBE_FLOOR, 2 * (self.status.latency_ms or 0) / 1000))
-        async with turns.idle_slot(d.timeout, floor, PROBE_GUARD + d.pause_after_connect,
-                                   until=turns.now() + d.interval) as granted:
+        async with turns.idle_slot(d.name, d.timeout, floor, PROBE_GUARD + d.pause_after_connect,
+                                   until=turns.now() + min(d.interval, PROBE_WAIT)) as granted:
             if granted is None:
                 cycle.broken = ModbusReadError("backoff", f"{d.name} is not answering; its line had no idle time "
                                                           f"for a probe this cycle")

@@ -38,12 +38,13 @@ class Turns:
         self._due.pop(device, None)
         self._changed()
 
-    def room(self) -> float:
-        """Seconds until the next answering device is due (0 if one is due now, inf if none).
-        A device more than its interval overdue has stopped polling and is not waited for."""
+    def room(self, asking: str = "") -> float:
+        """Seconds until the next answering device other than `asking` is due (0 if one is due
+        now, inf if none). A device more than its interval overdue has stopped polling and is
+        not waited for."""
         now = self.now()
-        return max(0.0, min((at - now for at, interval in self._due.values() if at + interval > now),
-                            default=math.inf))
+        return max(0.0, min((at - now for device, (at, interval) in self._due.items()
+                             if at + interval > now and device != asking), default=math.inf))
 
     def _settles_in(self) -> float:
         """Seconds until the room changes by the clock alone: an answering device comes due,
@@ -62,15 +63,17 @@ class Turns:
                 self._changed()
 
     @asynccontextmanager
-    async def idle_slot(self, want: float, floor: float, guard: float, until: float) -> AsyncIterator[float | None]:
-        """The line, once it is free and no answering device is due for `floor + guard` s.
+    async def idle_slot(self, asking: str, want: float, floor: float, guard: float,
+                        until: float) -> AsyncIterator[float | None]:
+        """The line for device `asking`, once it is free and no other answering device is due
+        for `floor + guard` s.
 
-        Yields the time the holder may use: `want`, or less when an answering device is due
-        sooner (less `guard`, kept for reconnecting and scheduling slack); yields None if no
-        such slot came by the clock time `until`.
+        Yields the time the holder may use: `want`, or less when another device is due sooner
+        (less `guard`, kept for reconnecting and scheduling slack); yields None if no such slot
+        came by the clock time `until`.
         """
         while True:
-            granted = min(want, self.room() - guard)
+            granted = min(want, self.room(asking) - guard)
             if not self.busy and granted >= floor:
                 break
             left = until - self.now()
