@@ -1,13 +1,14 @@
 """The signed envelope: canonical bytes, sealing and verification. Pure functions only.
 
-Wire format (see docs/protocol.md and docs/security.md): one JSON object, RFC 8785 (JCS)
-canonical, holding `v, alg, kid, node, topic, kind, session, seq, ts, body` and `sig`. The
-signature is Ed25519 over `SIGNING_CONTEXT + JCS(object without "sig")`.
+Wire format (docs/protocol.md, which is the specification; docs/security.md): one JSON
+object, RFC 8785 (JCS) canonical, holding `v, alg, kid, node, topic, kind, session, seq, ts,
+body` and `sig`. The signature is Ed25519 over `SIGNING_CONTEXT + JCS(object without "sig")`.
 
-Verification checks the exact bytes received, never a re-encoding: in canonical form the
-"sig" member sits right before the top-level "topic" member, so removing it gives back the
-signed bytes. Exactly one byte string verifies for each signed message, so a byte-identical
-copy is the only possible duplicate.
+One byte string per message: a payload is accepted only if its bytes are exactly the
+canonical form of what they parse to (`non_canonical` otherwise, checked before the
+signature). In canonical form the "sig" member sits right before the top-level "topic"
+member, so cutting it out gives back the signed bytes without re-encoding anything, and a
+byte-identical copy is the only possible duplicate.
 
 Versioning: `v` is read before anything else. A consumer rejects a version it does not know
 with `unsupported_version` (never `malformed`), and the signing context names the version,
@@ -18,74 +19,24 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
-import math
 import re
 from dataclasses import dataclass
 from typing import Any
 
-import rfc8785
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from agent.trust.canonical import MAX_SAFE_INTEGER, canonical, read
 from agent.trust.keys import TrustStore
 
 VERSION = 1
 ALGORITHM = "Ed25519"
 SIGNING_CONTEXT = b"edge-agent-envelope-v1\n"
 SIGNED_FIELDS = ("v", "alg", "kid", "node", "topic", "kind", "session", "seq", "ts", "body")
-MAX_SAFE_INTEGER = 2**53 - 1
 MAX_PAYLOAD_BYTES = 256 * 1024  # far above any reading; bounds the parser's work
 _SIG_MEMBER = b',"sig":"'
 _TOPIC_MEMBER = b',"topic":'
 _SIGNATURE_TEXT = re.compile(r"[A-Za-z0-9_-]{86}")  # 64 bytes, base64url without padding
-
-
-class _NeedsFullJcs(Exception):
-    pass
-
-
-def _fast_form(value: Any) -> Any:
-    """Value ready for json.dumps such that its output equals JCS, or raise _NeedsFullJcs.
-
-    JCS writes numbers as ECMAScript does: integral floats without ".0", and exponents
-    outside [1e-6, 1e21). Python's repr agrees on the shortest digits for 1e-4 <= |x| < 1e16,
-    so only those floats take the fast path; keys must be ASCII so code-point order equals
-    JCS's UTF-16 order.
-    """
-    if isinstance(value, dict):
-        out = {}
-        for key, item in value.items():
-            if not isinstance(key, str) or not key.isascii():
-                raise _NeedsFullJcs
-            out[key] = _fast_form(item)
-        return out
-    if isinstance(value, (list, tuple)):
-        return [_fast_form(item) for item in value]
-    if isinstance(value, bool) or value is None or isinstance(value, str):
-        return value
-    if isinstance(value, int):
-        if abs(value) > MAX_SAFE_INTEGER:
-            raise ValueError(f"integer {value} is beyond 2^53: send it as a string")
-        return value
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError(f"{value} cannot be sent: JSON has no NaN or infinity")
-        if value.is_integer() and abs(value) <= MAX_SAFE_INTEGER:
-            return int(value)
-        if 1e-4 <= abs(value) < 1e16:
-            return value
-        raise _NeedsFullJcs
-    raise TypeError(f"cannot put a {type(value).__name__} in a message")
-
-
-def canonical(value: Any) -> bytes:
-    """RFC 8785 canonical JSON bytes of `value`."""
-    try:
-        form = _fast_form(value)
-    except _NeedsFullJcs:
-        return rfc8785.dumps(value)
-    return json.dumps(form, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
 
 def _b64(data: bytes) -> str:
@@ -128,25 +79,34 @@ def seal(
     return signed[:at] + _SIG_MEMBER + signature.encode() + b'"' + signed[at:]
 
 
-# Rejection reasons: stable strings that consumers may match on (docs/security.md).
+# Rejection reasons, in the order of the checks: stable strings that consumers may match on
+# (docs/protocol.md, docs/security.md).
 MALFORMED = "malformed"
 UNSUPPORTED_VERSION = "unsupported_version"
+NON_CANONICAL = "non_canonical"
 UNSUPPORTED_ALGORITHM = "unsupported_algorithm"
-UNKNOWN_KEY = "unknown_key"
 REVOKED_KEY = "revoked_key"
+UNKNOWN_KEY = "unknown_key"
 BAD_SIGNATURE = "bad_signature"
 TOPIC_MISMATCH = "topic_mismatch"
 NODE_NOT_ALLOWED = "node_not_allowed"
 CLOCK_SKEW = "clock_skew"
-DUPLICATE = "duplicate"  # set by agent.trust.verify.Verifier, which keeps per-session state
+DUPLICATE = "duplicate"  # set by agent.trust.verify.Verifier, which keeps state per node
 REPLAY = "replay"  # likewise
-REASONS = (MALFORMED, UNSUPPORTED_VERSION, UNSUPPORTED_ALGORITHM, UNKNOWN_KEY, REVOKED_KEY,
+REASONS = (MALFORMED, UNSUPPORTED_VERSION, NON_CANONICAL, UNSUPPORTED_ALGORITHM, REVOKED_KEY, UNKNOWN_KEY,
            BAD_SIGNATURE, TOPIC_MISMATCH, NODE_NOT_ALLOWED, CLOCK_SKEW, DUPLICATE, REPLAY)
+
+# Kinds that have no age limit: a key rotation notice stays true however old it is, and a
+# death ("status" whose body says "offline": the Last Will, sealed when its connection
+# opened, or a goodbye) only ever claims a node is gone, which anyone who can drop traffic
+# achieves anyway. Everything else older than max_age is `clock_skew`.
+KEY_KIND = "key"
+STATUS_KIND = "status"
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """The outcome of opening one message. `fields` is set whenever the JSON parsed.
+    """The outcome of opening one message. `fields` is set once the envelope's shape is valid.
 
     Every reason after `bad_signature` in the order of checks describes authentic content.
     """
@@ -155,16 +115,6 @@ class Verdict:
     reason: str | None = None
     detail: str = ""
     fields: dict[str, Any] | None = None
-
-
-def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            # Two parsers could disagree on which value counts: refuse the message.
-            raise ValueError(f"duplicate key {key!r}")
-        out[key] = value
-    return out
 
 
 _SHAPE = {
@@ -185,51 +135,69 @@ def _shape_problem(fields: dict[str, Any]) -> str | None:
     for name in ("seq", "ts"):
         if not 0 <= fields[name] <= MAX_SAFE_INTEGER:
             return f"field {name!r} must be between 0 and 2^53-1"
+    if _signature_bytes(fields["sig"]) is None:
+        return "field 'sig' is not the base64url spelling of a 64-byte Ed25519 signature"
     return None
 
 
-def parse(payload: bytes) -> dict[str, Any] | str:
-    """The envelope's fields, or a description of why the bytes are not a v1 envelope.
-
-    A description starting with "version " means a well-formed object of another version.
-    """
+def parse(payload: bytes) -> dict[str, Any] | Verdict:
+    """The fields of a well-formed, canonical v1 envelope, or the Verdict rejecting it
+    (`malformed`, `unsupported_version` or `non_canonical`; `fields` set for the last)."""
     if len(payload) > MAX_PAYLOAD_BYTES:
-        return f"{len(payload)} bytes is over the {MAX_PAYLOAD_BYTES} byte limit"
+        return Verdict(False, MALFORMED, f"{len(payload)} bytes is over the {MAX_PAYLOAD_BYTES} byte limit")
     try:
-        fields = json.loads(payload, object_pairs_hook=_reject_duplicates)
+        fields, difference = read(payload)
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
-        return f"not JSON: {exc}"[:200]
+        return Verdict(False, MALFORMED, f"not strict JSON: {exc}"[:200])
     if not isinstance(fields, dict):
-        return "not a JSON object"
+        return Verdict(False, MALFORMED, "not a JSON object")
     version = fields.get("v")
     if not isinstance(version, int) or isinstance(version, bool):
-        return "missing field 'v'" if version is None else "field 'v' must be a JSON int"
+        return Verdict(False, MALFORMED, "missing field 'v'" if version is None else "field 'v' must be a JSON int")
     if version != VERSION:
-        return f"version {version!r}"[:60]
-    return _shape_problem(fields) or fields
+        return Verdict(False, UNSUPPORTED_VERSION, f"version {version!r}; this verifier reads {VERSION}"[:80])
+    problem = _shape_problem(fields)
+    if problem:
+        return Verdict(False, MALFORMED, problem)
+    if difference:
+        return Verdict(False, NON_CANONICAL, difference[:300], fields)
+    return fields
 
 
-def signed_bytes(payload: bytes, signature: str) -> bytes | None:
-    """The bytes the signature covers: `payload` without its top-level "sig" member.
+def signed_bytes(payload: bytes, signature: str) -> bytes:
+    """The bytes the signature covers: canonical `payload` without its top-level "sig" member.
 
-    None when the member is not where canonical form puts it. Soundness: if what remains
-    verifies, it is a sealed object, which has no top-level "sig"; inserting a member
-    anywhere but at a top-level boundary makes invalid JSON or leaves the top level without
-    "sig", so the parsed fields are exactly the signed fields plus "sig".
+    In canonical form that member stands right before the top-level `,"topic":`; the last
+    `,"sig":"` is the top-level one, because only "topic" (a string, which cannot hold an
+    unescaped quote), "ts" and "v" follow it.
     """
-    member = _SIG_MEMBER + signature.encode() + b'"'
     at = payload.rfind(_SIG_MEMBER)
-    if at < 0 or not payload.startswith(member + _TOPIC_MEMBER, at):
-        return None
-    return payload[:at] + payload[at + len(member):]
+    return payload[:at] + payload[at + len(_SIG_MEMBER) + len(signature) + 1:]
 
 
 def _topic_problem(fields: dict[str, Any], topic: str) -> str | None:
     if fields["topic"] != topic:
         return f"signed for {fields['topic']!r}, arrived on {topic!r}"[:300]
     levels = topic.split("/")
-    if len(levels) < 3 or levels[1] != fields["node"] or levels[2] != fields["kind"]:
-        return f"topic {topic!r} does not name node {fields['node']!r} and kind {fields['kind']!r}"[:300]
+    if len(levels) not in (3, 4) or "" in levels or levels[1] != fields["node"] or levels[2] != fields["kind"]:
+        return (f"topic {topic!r} is not <prefix>/{fields['node']}/{fields['kind']}[/<subject>] "
+                "for the signed node and kind")[:300]
+    return None
+
+
+def has_age_limit(fields: dict[str, Any]) -> bool:
+    """False for a key rotation notice and for a death (a status saying "offline")."""
+    if fields["kind"] == KEY_KIND:
+        return False
+    return not (fields["kind"] == STATUS_KIND and fields["body"].get("state") == "offline")
+
+
+def _time_problem(fields: dict[str, Any], now_ms: int, max_skew_ms: int | None, max_age_ms: int | None) -> str | None:
+    ahead = fields["ts"] - now_ms
+    if max_skew_ms is not None and ahead > max_skew_ms:
+        return f"timestamp is {ahead} ms ahead of this clock, limit {max_skew_ms} ms"
+    if max_age_ms is not None and -ahead > max_age_ms and has_age_limit(fields):
+        return f"timestamp is {-ahead} ms old, limit {max_age_ms} ms"
     return None
 
 
@@ -245,42 +213,40 @@ def open_envelope(
     """Verify one received message against the topic it arrived on and the trust store.
 
     Stateless: replays and duplicates need memory, see agent.trust.verify.Verifier. With `now_ms`,
-    a timestamp more than `max_skew_ms` ahead or more than `max_age_ms` behind is
-    `clock_skew`; each bound left at None is not checked.
+    a timestamp more than `max_skew_ms` ahead or more than `max_age_ms` behind (for the kinds
+    that have an age limit, `has_age_limit`) is `clock_skew`; a bound left at None is not checked.
     """
     parsed = parse(payload)
-    if isinstance(parsed, str):
-        reason = UNSUPPORTED_VERSION if parsed.startswith("version ") else MALFORMED
-        return Verdict(False, reason, parsed)
+    if isinstance(parsed, Verdict):
+        return parsed
     fields = parsed
     if fields["alg"] != ALGORITHM:
-        return Verdict(False, UNSUPPORTED_ALGORITHM, f"alg {fields['alg']!r}"[:80], fields)
+        return Verdict(False, UNSUPPORTED_ALGORITHM, f"alg {fields['alg']!r}; this verifier knows {ALGORITHM}"[:80],
+                       fields)
     kid = fields["kid"]
     if trust.is_revoked(kid):
         return Verdict(False, REVOKED_KEY, f"key {kid} is revoked (or was announced by a revoked key)", fields)
     trusted = trust.keys.get(kid)
     if trusted is None:
         return Verdict(False, UNKNOWN_KEY, f"key {kid[:64]!r} is not in the trust store", fields)
-    signature = _signature_bytes(fields["sig"])
-    if signature is None:
-        return Verdict(False, MALFORMED, "field 'sig' is not a base64url Ed25519 signature", fields)
-    signed = signed_bytes(payload, fields["sig"])
-    if signed is None:
-        return Verdict(False, MALFORMED, "not in canonical form (RFC 8785)", fields)
     try:
-        trusted.public_key.verify(signature, SIGNING_CONTEXT + signed)
+        signature = _signature_bytes(fields["sig"])
+        trusted.public_key.verify(signature, SIGNING_CONTEXT + signed_bytes(payload, fields["sig"]))
     except InvalidSignature:
-        return Verdict(False, BAD_SIGNATURE, "signature does not match the bytes (altered or re-encoded)", fields)
+        detail = "the signature does not match the bytes (altered, or signed by another key)"
+        return Verdict(False, BAD_SIGNATURE, detail, fields)
     problem = _topic_problem(fields, topic)
     if problem:
         return Verdict(False, TOPIC_MISMATCH, problem, fields)
     if trusted.nodes is not None and fields["node"] not in trusted.nodes:
-        return Verdict(False, NODE_NOT_ALLOWED, f"key {kid} may not speak for {fields['node']!r}", fields)
-    if now_ms is not None:
-        ahead = fields["ts"] - now_ms
-        if max_skew_ms is not None and ahead > max_skew_ms:
-            detail = f"timestamp is {ahead} ms ahead of this clock, limit {max_skew_ms} ms"
-            return Verdict(False, CLOCK_SKEW, detail, fields)
-        if max_age_ms is not None and -ahead > max_age_ms:
-            return Verdict(False, CLOCK_SKEW, f"timestamp is {-ahead} ms old, limit {max_age_ms} ms", fields)
+        return Verdict(False, NODE_NOT_ALLOWED, _binding_detail(kid, trusted.nodes, fields["node"]), fields)
+    problem = None if now_ms is None else _time_problem(fields, now_ms, max_skew_ms, max_age_ms)
+    if problem:
+        return Verdict(False, CLOCK_SKEW, problem, fields)
     return Verdict(True, None, "", fields)
+
+
+def _binding_detail(kid: str, nodes: frozenset[str], node: str) -> str:
+    filed = ", ".join(sorted(nodes)[:3])
+    return (f"key {kid} is filed for node {filed}, not {node!r}: a trust store file name is the node id it "
+            f"speaks for (`edge-agent trust add {node} KEYFILE --trust DIR`)")[:300]

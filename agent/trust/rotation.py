@@ -24,7 +24,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from agent.trust import envelope, keys
 
-KIND = "key"
+KIND = envelope.KEY_KIND
+BODY_FIELDS = {"action", "alg", "new_kid", "public_key"}
 
 
 def notice_path(key_path: Path) -> Path:
@@ -39,6 +40,8 @@ def rotation_body(new_public: Ed25519PublicKey) -> dict[str, Any]:
 
 def parse_rotation(body: dict[str, Any]) -> Ed25519PublicKey | str:
     """The announced key, or why the body of a kind "key" message is not a rotation notice."""
+    if set(body) != BODY_FIELDS:
+        return f"a rotation notice's body has exactly the fields {sorted(BODY_FIELDS)}"
     if body.get("action") != "rotate" or body.get("alg") != envelope.ALGORITHM:
         return "not an Ed25519 rotation notice"
     text, kid = body.get("public_key"), body.get("new_kid")
@@ -93,8 +96,8 @@ def pending_rotation_notice(key_path: Path) -> tuple[str, bytes] | None:
     except FileNotFoundError:
         return None
     parsed = envelope.parse(payload)
-    if isinstance(parsed, str):
-        raise keys.KeyError_(f"{notice_path(key_path)}: not a rotation notice ({parsed})")
+    if isinstance(parsed, envelope.Verdict):
+        raise keys.KeyError_(f"{notice_path(key_path)}: not a rotation notice ({parsed.reason}: {parsed.detail})")
     return parsed["topic"], payload
 
 

@@ -58,17 +58,24 @@ def test_other_spelling_of_the_same_signature_is_refused(key, trust) -> None:
     assert verdict.reason == envelope.MALFORMED
 
 
-def test_sig_member_out_of_canonical_place_is_malformed(key, trust) -> None:
+def test_sig_member_out_of_canonical_place_is_not_canonical(key, trust) -> None:
     payload = sealed(key)
     fields = json.loads(payload)
     moved = json.dumps({"sig": fields.pop("sig"), **fields}, separators=(",", ":"), ensure_ascii=False)
-    assert open_envelope(moved.encode(), TOPIC, trust).reason == envelope.MALFORMED
+    verdict = open_envelope(moved.encode(), TOPIC, trust)
+    assert verdict.reason == envelope.NON_CANONICAL and "at byte 2 " in verdict.detail
 
 
 def test_topic_must_name_the_signed_node_and_kind(key, trust) -> None:
     payload = sealed(key, topic="edge/n2/modbus/plc1")
     verdict = open_envelope(payload, "edge/n2/modbus/plc1", trust)
-    assert verdict.reason == envelope.TOPIC_MISMATCH and "does not name node" in verdict.detail
+    assert verdict.reason == envelope.TOPIC_MISMATCH and "for the signed node and kind" in verdict.detail
+
+
+@pytest.mark.parametrize("topic", ["edge/n1", "edge/n1/modbus/plc1/extra", "edge//n1/modbus", "plant/edge/n1/modbus"])
+def test_a_topic_has_three_or_four_levels_and_a_one_level_prefix(key, trust, topic: str) -> None:
+    verdict = open_envelope(sealed(key, topic=topic), topic, trust)
+    assert verdict.reason == envelope.TOPIC_MISMATCH, topic
 
 
 def test_version_is_read_before_the_shape(trust) -> None:

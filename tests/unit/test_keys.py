@@ -144,7 +144,8 @@ def test_a_rotation_notice_from_a_revoked_key_teaches_nothing(node_key) -> None:
 
 
 @pytest.mark.parametrize(("body", "problem"), [
-    ({"action": "retire"}, "not an Ed25519 rotation notice"),
+    ({"action": "retire"}, "exactly the fields"),
+    ({"action": "retire", "alg": "Ed25519", "new_kid": "x", "public_key": "y"}, "not an Ed25519 rotation notice"),
     ({"action": "rotate", "alg": "Ed25519", "new_kid": "0" * 32, "public_key": "A" * 43}, "does not match"),
     ({"action": "rotate", "alg": "Ed25519", "new_kid": "x", "public_key": 5}, "needs new_kid"),
 ])
