@@ -1,9 +1,12 @@
 """The consumer's verifier: the pure `open_envelope` plus the memory it cannot have.
 
 `Verifier.check(payload, topic)` adds to the stateless checks: duplicates and replays per
-(node, session) (agent.trust.replay), and following key rotations: a verified rotation notice
-(kind "key", signed by a trusted key) makes the announced key trusted for the same node
-ids, and is written to the trust store folder when one is given, so it survives a restart.
+node (agent.trust.replay; its state may be persisted, see `replay_state`), and following
+key rotations: a verified rotation notice (kind "key", signed by a trusted key) makes the
+announced key trusted for the same node ids, and is written to the trust store folder when
+one is given, so it survives a restart. A rotation notice is outside the sequence guard (it
+is sealed with number 0 by `keygen --rotate`, and stays true however often it is repeated):
+it is a `duplicate` once the key it announces is trusted.
 """
 
 from __future__ import annotations
@@ -14,50 +17,63 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
 from agent.trust import envelope, keys, rotation
-from agent.trust.replay import ReplayGuard
+from agent.trust.replay import Limits, ReplayGuard, ReplayState
 
 log = logging.getLogger(__name__)
 
+# The defaults of `edge-agent verify` and `edge-agent board` (docs/protocol.md).
+MAX_SKEW_MS = 300_000  # 5 minutes ahead of the consumer's clock
+MAX_AGE_MS = 7 * 86_400_000  # 7 days behind it: the longest broker outage the agents' spool bridges
+
 
 class Verifier:
-    def __init__(self, trust: keys.TrustStore, *, max_skew_ms: int | None = 300_000,
-                 max_age_ms: int | None = 7 * 86_400_000, recent_messages: int = 256,
+    def __init__(self, trust: keys.TrustStore, *, max_skew_ms: int | None = MAX_SKEW_MS,
+                 max_age_ms: int | None = MAX_AGE_MS, recent_messages: int = Limits.recent,
                  follow_rotations: bool = True, trust_dir: Path | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, replay_state: ReplayState | None = None) -> None:
         self.trust = trust
         self.max_skew_ms = max_skew_ms
         self.max_age_ms = max_age_ms
         self.follow_rotations = follow_rotations
         self.trust_dir = trust_dir
-        self.guard = ReplayGuard(recent_messages)
+        self.guard = ReplayGuard(replay_state, Limits(recent=recent_messages))
         self._clock = clock
 
     def check(self, payload: bytes, topic: str) -> envelope.Verdict:
-        # A retained rotation notice may be old and still true: it has no age limit.
-        is_notice = topic.count("/") == 2 and topic.endswith(f"/{rotation.KIND}")
         verdict = envelope.open_envelope(
             payload, topic, self.trust, now_ms=int(self._clock() * 1000),
-            max_skew_ms=self.max_skew_ms, max_age_ms=None if is_notice else self.max_age_ms)
+            max_skew_ms=self.max_skew_ms, max_age_ms=self.max_age_ms)
         if not verdict.valid:
             return verdict
         fields = verdict.fields
         assert fields is not None
-        reason = self.guard.admit(fields["node"], fields["session"], fields["seq"], fields["sig"], topic)
+        if fields["kind"] == rotation.KIND:
+            return self._rotation(verdict)
+        reason = self.guard.admit(fields["node"], fields["seq"], fields["sig"], topic)
         if reason is not None:
             return replace(verdict, valid=False, reason=reason,
-                           detail=f"seq {fields['seq']} of session {fields['session'][:64]!r}")
-        if fields["kind"] == rotation.KIND and self.follow_rotations:
-            return self._follow(verdict)
+                           detail=f"seq {fields['seq']} of node {fields['node']!r} on {topic!r} was seen before")
         return verdict
 
-    def _follow(self, verdict: envelope.Verdict) -> envelope.Verdict:
+    def _rotation(self, verdict: envelope.Verdict) -> envelope.Verdict:
         fields = verdict.fields
         assert fields is not None
         announced = rotation.parse_rotation(fields["body"])
         if isinstance(announced, str):
             return replace(verdict, valid=False, reason=envelope.MALFORMED, detail=announced)
         old = self.trust.keys[fields["kid"]]
+        known = self.trust.keys.get(keys.key_id(announced))
+        if known is not None and (known.nodes is None or (old.nodes is not None and old.nodes <= known.nodes)):
+            return replace(verdict, valid=False, reason=envelope.DUPLICATE,
+                           detail=f"key {fields['body']['new_kid']} is already trusted for these nodes")
+        if self.follow_rotations:
+            self._follow(fields, announced, old)
+        return verdict
+
+    def _follow(self, fields: dict, announced: Ed25519PublicKey, old: keys.TrustedKey) -> None:
         new_kid = self.trust.add(announced, old.nodes, announced_by=fields["kid"])
         if self.trust_dir is not None:
             try:
@@ -67,4 +83,3 @@ class Verifier:
                 log.warning("cannot record rotated key kid=%s trust_dir=%s error=%s", new_kid, self.trust_dir,
                             exc.strerror)
         log.info("key rotation followed node=%s old_kid=%s new_kid=%s", fields["node"], fields["kid"], new_kid)
-        return verdict

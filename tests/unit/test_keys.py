@@ -122,6 +122,17 @@ def test_consumer_follows_a_rotation_and_remembers_it(node_key, tmp_path: Path, 
     assert "BEGIN" not in caplog.text and notice.decode() not in caplog.text
 
 
+def test_a_notice_seen_again_is_a_duplicate_also_after_a_consumer_restart(node_key, tmp_path: Path) -> None:
+    """A retained notice comes again on every resubscribe; once its key is trusted it teaches nothing new."""
+    path, old_key, _ = node_key
+    store_dir, topic, notice, new_kid, _, verifier = rotated_press_1(path, old_key, tmp_path)
+    assert verifier.check(notice, topic).valid
+    assert verifier.check(notice, topic).reason == envelope.DUPLICATE
+    restarted = Verifier(keys.TrustStore.load(store_dir), trust_dir=store_dir, clock=lambda: 1_800_000_000.0)
+    verdict = restarted.check(notice, topic)
+    assert verdict.reason == envelope.DUPLICATE and new_kid in verdict.detail
+
+
 def test_an_old_retained_notice_still_teaches_a_late_consumer(node_key, tmp_path: Path) -> None:
     path, old_key, _ = node_key
     rotation.rotate(path, node="press-1", topic_prefix="edge", clock=lambda: 1_000_000.0)

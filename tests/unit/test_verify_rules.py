@@ -12,11 +12,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.trust import envelope, keys
 from agent.trust.envelope import canonical
+from agent.trust.replay import FileState
 from agent.trust.verify import Verifier
 
 NOW_MS = 1_800_000_000_000
 TOPIC = "edge/press-1/host"
-RECENT = 32  # accepted messages the verifier remembers per session
+RECENT = 32  # accepted messages the verifier remembers per node
 
 
 @dataclass
@@ -139,10 +140,40 @@ def test_a_consumer_joining_mid_session_accepts_the_backlog(fleet: Fleet) -> Non
     assert all(verifier.check(fleet.seal(seq=seq), TOPIC).valid for seq in range(1, 40))
 
 
-def test_a_new_session_starts_its_own_sequence(fleet: Fleet) -> None:
+def test_numbers_are_per_node_whatever_the_session(fleet: Fleet) -> None:
+    """A restarted node continues its numbers; an old session's message is no fresher for
+    carrying another session id."""
     verifier = verifier_for(fleet)
-    assert verifier.check(fleet.seal(seq=100), TOPIC).valid
-    assert verifier.check(fleet.seal(session="s2", seq=1), TOPIC).valid
+    old = fleet.seal(session="s1", seq=100)
+    assert verifier.check(old, TOPIC).valid
+    assert verifier.check(fleet.seal(session="s2", seq=101), TOPIC).valid
+    assert verifier.check(fleet.seal(session="s2", seq=100, body={"cpu": 1.0}), TOPIC).reason == envelope.REPLAY
+
+
+def test_a_death_has_no_age_limit_and_a_birth_has(fleet: Fleet) -> None:
+    """The Will of a connection that lived longer than max_age still says the node is gone."""
+    verifier = verifier_for(fleet)
+    week_old = NOW_MS - 7 * 86_400_000
+    will = fleet.seal(seq=3, topic="edge/press-1/status", kind="status", ts_ms=week_old,
+                      body={"state": "offline", "reason": "connection lost (Last Will)"})
+    birth = fleet.seal(seq=4, topic="edge/press-1/status", kind="status", ts_ms=week_old, body={"state": "online"})
+    assert verifier.check(will, "edge/press-1/status").valid
+    assert verifier.check(birth, "edge/press-1/status").reason == envelope.CLOCK_SKEW
+    ahead = fleet.seal(seq=5, topic="edge/press-1/status", kind="status", ts_ms=NOW_MS + 3_600_000,
+                       body={"state": "offline"})
+    assert verifier.check(ahead, "edge/press-1/status").reason == envelope.CLOCK_SKEW  # the future is never exempt
+
+
+def test_a_restarted_verifier_with_a_state_file_still_refuses_replays(fleet: Fleet, tmp_path) -> None:
+    state = tmp_path / "replay.json"
+    trust = verifier_for(fleet).trust
+    first = Verifier(trust, recent_messages=4, replay_state=FileState(state), clock=lambda: NOW_MS / 1000)
+    messages = [fleet.seal(seq=seq) for seq in range(10, 30)]
+    assert all(first.check(m, TOPIC).valid for m in messages)
+    restarted = Verifier(trust, recent_messages=4, replay_state=FileState(state), clock=lambda: NOW_MS / 1000)
+    assert restarted.check(messages[0], TOPIC).reason == envelope.REPLAY
+    assert restarted.check(messages[-1], TOPIC).reason == envelope.DUPLICATE
+    assert restarted.check(fleet.seal(seq=30), TOPIC).valid
 
 
 def test_a_verifier_over_a_trust_folder_applies_its_clock_bounds(fleet: Fleet, tmp_path) -> None:
