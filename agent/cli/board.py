@@ -8,7 +8,7 @@ import signal
 import threading
 from pathlib import Path
 
-from agent.cli.common import EXIT_OK, EXIT_USAGE, fail, log_level_argument, tls_arguments
+from agent.cli.common import EXIT_OK, EXIT_USAGE, clock_arguments, fail, log_level_argument, tls_arguments
 from agent.fleet.state import SILENT_AFTER_S
 
 log = logging.getLogger(__name__)
@@ -26,6 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--group", default="board", help="shared subscription group; '' subscribes plainly")
     p.add_argument("--silent-after", type=float, default=SILENT_AFTER_S,
                    help=f"seconds of silence before a node shows offline (default {SILENT_AFTER_S:g})")
+    clock_arguments(p)
     tls_arguments(p)
     log_level_argument(p)
     p.set_defaults(handler=handle)
@@ -42,7 +43,8 @@ def handle(args: argparse.Namespace) -> int:
     try:
         trust = keys.TrustStore.load(args.trust)
         board = Board(broker, trust, listen=parse_listen(args.listen), prefix=args.topic_prefix,
-                      group=args.group or None, silent_after_s=args.silent_after,
+                      group=args.group or None, silent_after_s=args.silent_after, max_skew_s=args.max_skew,
+                      max_age_s=args.max_age,
                       tls_files=(args.ca_file, args.cert_file, args.key_file))
     except (keys.KeyError_, ValueError, OSError) as exc:
         return fail(f"board: {exc}", EXIT_USAGE)

@@ -46,5 +46,29 @@ def tls_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--key-file", default=None, help="the client certificate's private key")
 
 
+def _duration(text: str) -> float:
+    from agent.core.settings import parse_duration
+
+    try:
+        seconds = parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError("must be longer than zero")
+    return seconds
+
+
+def clock_arguments(parser: argparse.ArgumentParser) -> None:
+    """--max-skew and --max-age of a verifying consumer (docs/protocol.md, step 10)."""
+    from agent.trust.verify import MAX_AGE_MS, MAX_SKEW_MS
+
+    parser.add_argument("--max-skew", type=_duration, default=MAX_SKEW_MS / 1000, metavar="DURATION",
+                        help=f"refuse a message stamped further ahead of this clock (default {MAX_SKEW_MS // 1000}s; "
+                             "e.g. 30s, 5m)")
+    parser.add_argument("--max-age", type=_duration, default=MAX_AGE_MS / 1000, metavar="DURATION",
+                        help=f"refuse a message stamped longer ago, except deaths and key rotation notices "
+                             f"(default {MAX_AGE_MS // 86_400_000}d; cover the agents' longest spool backlog)")
+
+
 def log_level_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-level", default="INFO", choices=LOG_LEVELS)

@@ -38,5 +38,6 @@ def handle(args: argparse.Namespace) -> int:
         _, kid = keys.generate(args.key)
     except keys.KeyError_ as exc:
         return fail(str(exc), EXIT_FAILED)
-    print(f"wrote {args.key} (private, mode 0600) and {args.key}.pub; key id {kid}")
+    print(f"wrote {args.key} (private, mode 0600) and {args.key}.pub; key id {kid}\n"
+          f"consumers trust it with: edge-agent trust add NODE-ID {args.key}.pub --trust DIR")
     return EXIT_OK

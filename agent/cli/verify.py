@@ -8,18 +8,24 @@ import sys
 import time
 from pathlib import Path
 
-from agent.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, fail, tls_arguments
+from agent.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, clock_arguments, fail, tls_arguments
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("verify", help="subscribe, verify every message, print one JSON object per line",
                        description="Exit 1 if any message was invalid, 0 otherwise. A duplicate (the same signed "
-                                   "bytes again, e.g. a QoS 1 redelivery) is counted, not printed.")
+                                   "bytes again, e.g. a QoS 1 redelivery) is counted, not printed. Without --state, "
+                                   "replays are caught only while this command runs.")
     p.add_argument("--broker", required=True, help="broker URL, e.g. mqtt://127.0.0.1:1883")
-    p.add_argument("--trust", type=Path, required=True, help="trust store folder (docs/protocol.md)")
+    p.add_argument("--trust", type=Path, required=True,
+                   help="trust store folder, set up with `edge-agent trust add` (docs/protocol.md)")
+    p.add_argument("--state", type=Path, default=None, metavar="FILE",
+                   help="remember per node what was accepted in FILE (JSON, created if missing), so that replays "
+                        "are caught across restarts of this command")
     p.add_argument("--count", type=int, default=0, help="stop after N messages (default: no limit)")
     p.add_argument("--timeout", type=float, default=0, help="stop after S seconds (default: no limit)")
     p.add_argument("--topic-prefix", default="edge", help="first topic level (default edge)")
+    clock_arguments(p)
     tls_arguments(p)
     p.set_defaults(handler=handle)
 
@@ -28,11 +34,16 @@ def handle(args: argparse.Namespace) -> int:
     from agent.fleet.subscription import Subscription
     from agent.trust.envelope import DUPLICATE
     from agent.trust.keys import KeyError_, TrustStore
+    from agent.trust.replay import FileState, StateFileError
     from agent.trust.verify import Verifier
 
+    if args.state is not None and not args.state.parent.is_dir():
+        return fail(f"{args.state}: --state: the folder {args.state.parent} does not exist", EXIT_USAGE)
     try:
-        verifier = Verifier(TrustStore.load(args.trust))  # rotations followed in memory only
-    except KeyError_ as exc:
+        verifier = Verifier(TrustStore.load(args.trust), max_skew_ms=int(args.max_skew * 1000),
+                            max_age_ms=int(args.max_age * 1000),
+                            replay_state=FileState(args.state) if args.state else None)  # rotations: in memory only
+    except (KeyError_, StateFileError) as exc:
         return fail(str(exc), EXIT_USAGE)
     deadline = time.monotonic() + args.timeout if args.timeout else None
     seen = invalid = duplicates = 0

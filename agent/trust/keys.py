@@ -70,10 +70,14 @@ def load_private(path: Path, *, check_mode: bool = True) -> Ed25519PrivateKey:
 
 def load_public(path: Path) -> Ed25519PublicKey:
     try:
-        key = serialization.load_pem_public_key(path.read_bytes())
+        data = path.read_bytes()
+        key = serialization.load_pem_public_key(data)
     except OSError as exc:
         raise KeyError_(f"{path}: cannot read: {exc.strerror}") from None
     except ValueError:
+        if b"PRIVATE KEY" in data:
+            raise KeyError_(f"{path}: this is a private key; give its public half (the .pub file keygen "
+                            "wrote beside it), and never copy a private key off its node") from None
         raise KeyError_(f"{path}: not a PEM public key") from None
     if not isinstance(key, Ed25519PublicKey):
         raise KeyError_(f"{path}: not an Ed25519 public key")
@@ -88,6 +92,7 @@ class TrustedKey:
 
 
 REVOCATION_FILE = "revoked"
+ANNOUNCED_BY_SUFFIX = ".announced-by"
 _KEY_ID = re.compile(r"[0-9a-f]{32}")
 
 
@@ -108,9 +113,8 @@ def parse_revocations(text: str, source: str) -> set[str]:
 class TrustStore:
     """Public keys consumers accept, by key id, each bound to the node ids it may speak for.
 
-    On disk (docs/security.md): `<node-id>.pub` and `<node-id>/*.pub` are keys of that node
-    (the same key in several places may speak for each of those nodes); `revoked` lists key
-    ids that are refused even if a key file is still present.
+    On disk see `key_files`; `revoked` lists key ids that are refused even if a key file is
+    still present.
     """
 
     keys: dict[str, TrustedKey] = field(default_factory=dict)
@@ -141,28 +145,92 @@ class TrustStore:
             kid = known.announced_by
         return False
 
+    def announced_from(self, kid: str) -> list[str]:
+        """The keys introduced by `kid`'s rotation notices, and by theirs, and so on."""
+        found: list[str] = []
+        frontier = [kid]
+        while frontier:
+            parent = frontier.pop()
+            for child, known in sorted(self.keys.items()):
+                if known.announced_by == parent and child not in found and child != kid:
+                    found.append(child)
+                    frontier.append(child)
+        return found
+
     @classmethod
     def load(cls, directory: Path) -> "TrustStore":
-        if not directory.is_dir():
-            raise KeyError_(f"{directory}: trust store folder not found")
         store = cls()
-        for pub in sorted(directory.glob("*.pub")):
-            store.add(load_public(pub), frozenset({pub.name.removesuffix(".pub")}))
-        for pub in sorted(directory.glob("*/*.pub")):
-            parent = pub.with_suffix(ANNOUNCED_BY_SUFFIX)
-            announced_by = parent.read_text().strip() if parent.exists() else None
-            store.add(load_public(pub), frozenset({pub.parent.name}), announced_by)
-        revocations = directory / REVOCATION_FILE
-        if revocations.exists():
-            try:
-                text = revocations.read_text()
-            except (OSError, UnicodeDecodeError) as exc:
-                raise KeyError_(f"{revocations}: cannot read the revocation list: {exc}") from None
-            store.revoked = parse_revocations(text, str(revocations))
+        for entry in key_files(directory):
+            store.add(entry.public_key, frozenset({entry.node}), entry.announced_by)
+        store.revoked = read_revocations(directory)
         return store
 
 
-ANNOUNCED_BY_SUFFIX = ".announced-by"
+@dataclass(frozen=True)
+class KeyFile:
+    """One key file of a trust store folder."""
+
+    node: str  # the node id it may speak for: its file name, or its folder's name
+    kid: str
+    path: Path
+    public_key: Ed25519PublicKey
+    announced_by: str | None  # the kid whose rotation notice introduced it
+
+
+def key_files(directory: Path) -> list[KeyFile]:
+    """The layout (docs/protocol.md, "Trust store"): `<node>.pub` is a key of node `<node>`;
+    `<node>/<name>.pub` another key of it, with `<node>/<name>.announced-by` holding the key
+    id whose rotation notice introduced it. Nothing else in the folder counts."""
+    if not directory.is_dir():
+        raise KeyError_(f"{directory}: trust store folder not found; create one with "
+                        f"`edge-agent trust add NODE KEYFILE --trust {directory}`")
+    out = []
+    for pub in sorted(directory.glob("*.pub")):
+        public = load_public(pub)
+        out.append(KeyFile(pub.name.removesuffix(".pub"), key_id(public), pub, public, None))
+    for pub in sorted(directory.glob("*/*.pub")):
+        marker = pub.with_suffix(ANNOUNCED_BY_SUFFIX)
+        announced_by = marker.read_text().strip() if marker.exists() else None
+        public = load_public(pub)
+        out.append(KeyFile(pub.parent.name, key_id(public), pub, public, announced_by))
+    return out
+
+
+def read_revocations(directory: Path) -> set[str]:
+    revocations = directory / REVOCATION_FILE
+    try:
+        text = revocations.read_text()
+    except FileNotFoundError:
+        return set()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise KeyError_(f"{revocations}: cannot read the revocation list: {exc}") from None
+    return parse_revocations(text, str(revocations))
+
+
+def file_key(directory: Path, node: str, public_key: Ed25519PublicKey) -> Path | None:
+    """File `public_key` as a key of `node`: as `<node>.pub`, or as `<node>/<kid>.pub` when
+    the node already has another key. None if the node has this key already."""
+    if any(e.node == node and e.kid == key_id(public_key) for e in key_files(directory)):
+        return None
+    path = directory / f"{node}.pub"
+    if path.exists():
+        path = directory / node / f"{key_id(public_key)}.pub"
+        path.parent.mkdir(exist_ok=True)
+    _write_atomic(path, public_pem(public_key))
+    return path
+
+
+def revoke(directory: Path, kid: str, note: str = "") -> bool:
+    """Add `kid` to the folder's revocation list; False if it is listed already."""
+    if not _KEY_ID.fullmatch(kid):
+        raise KeyError_(f"{kid[:40]!r} is not a key id (32 lowercase hex digits)")
+    if kid in read_revocations(directory):
+        return False
+    path = directory / REVOCATION_FILE
+    old = path.read_bytes() if path.exists() else b""
+    line = f"{kid}  # {note}\n" if note else f"{kid}\n"
+    _write_atomic(path, old + (b"" if old.endswith(b"\n") or not old else b"\n") + line.encode())
+    return True
 
 
 def write_trusted(directory: Path, node: str, public_key: Ed25519PublicKey, announced_by: str | None = None) -> Path:

@@ -14,7 +14,7 @@ from typing import Any
 from agent.fleet.feed import Feed
 from agent.fleet.state import SILENT_AFTER_S, FleetState
 from agent.trust import keys
-from agent.trust.verify import Verifier
+from agent.trust.verify import MAX_AGE_MS, MAX_SKEW_MS, Verifier
 from agent.web.server import make_server
 
 log = logging.getLogger(__name__)
@@ -23,14 +23,16 @@ log = logging.getLogger(__name__)
 class Board:
     def __init__(self, broker_url: str, trust: keys.TrustStore, *, listen: tuple[str, int] = ("127.0.0.1", 8080),
                  prefix: str = "edge", group: str | None = "board", silent_after_s: float = SILENT_AFTER_S,
-                 history_s: float = 6 * 3600.0, tick_s: float = 1.0, max_skew_s: float = 300.0,
+                 history_s: float = 6 * 3600.0, tick_s: float = 1.0, max_skew_s: float = MAX_SKEW_MS / 1000,
+                 max_age_s: float = MAX_AGE_MS / 1000,
                  tls_files: tuple[str | None, str | None, str | None] = (None, None, None),
                  clock: Callable[[], float] = time.time, serve_http: bool = True) -> None:
         self.clock = clock
         self.lock = threading.Lock()
         self.state = FleetState(started_ms=self.now_ms(), silent_after_ms=int(silent_after_s * 1000),
                                 history_ms=int(history_s * 1000))
-        self.verifier = Verifier(trust, max_skew_ms=int(max_skew_s * 1000), clock=clock)
+        self.verifier = Verifier(trust, max_skew_ms=int(max_skew_s * 1000), max_age_ms=int(max_age_s * 1000),
+                                 clock=clock)
         self.feed = Feed(broker_url, self.verifier, self.state, self.lock, prefix=prefix, group=group,
                          tls_files=tls_files, clock=clock)
         self.http = make_server(listen, self.fleet, self.node) if serve_http else None

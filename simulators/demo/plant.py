@@ -99,14 +99,14 @@ def write_config(folder: Path, broker_url: str, ports: dict[int, int]) -> Path:
 
 
 def prepare_folder(folder: Path, config: config_mod.Config) -> keys.TrustStore:
-    """The node key (kept across runs in the same folder) and a trust store folder holding it."""
+    """The node key (kept across runs in the same folder) and a trust store folder holding it,
+    filed as `edge-agent trust add NODE KEYFILE --trust DIR` would."""
     key_path = config.signing.key_file
     if not key_path.exists():
         keys.generate(key_path)
-    public = keys.load_public(Path(f"{key_path}.pub"))
     trust_dir = folder / "trust"
     trust_dir.mkdir(exist_ok=True)
-    (trust_dir / f"{config.node.id}.pub").write_bytes(keys.public_pem(public))
+    keys.file_key(trust_dir, config.node.id, keys.load_public(Path(f"{key_path}.pub")))
     return keys.TrustStore.load(trust_dir)
 
 

@@ -168,3 +168,53 @@ def test_sigterm_stops_the_agent_cleanly_and_it_says_offline(tmp_path, broker, r
         retained = next(subscription.messages(time.monotonic() + 10))
     assert retained.verdict.valid and retained.retained
     assert retained.verdict.fields["body"]["state"] == "offline"
+
+
+def publish_all(broker_url: str, messages: list[tuple[str, bytes, bool]]) -> None:
+    client = mqtt.Client(CallbackAPIVersion.VERSION2)
+    client.connect("127.0.0.1", int(broker_url.rsplit(":", 1)[1]))
+    client.loop_start()
+    for info in [client.publish(topic, payload, qos=1, retain=retain) for topic, payload, retain in messages]:
+        info.wait_for_publish(10)
+    client.disconnect()
+    client.loop_stop()
+
+
+def verify_run(broker_url: str, trust: Path, state: Path, count: int) -> subprocess.Popen:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "agent.cli", "verify", "--broker", broker_url, "--trust", str(trust), "--state",
+         str(state), "--count", str(count), "--timeout", "60"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert process.stderr.readline().startswith("verify: subscribed")
+    return process
+
+
+def test_verify_state_catches_a_replay_after_the_consumer_restarts(tmp_path, broker, node_key):
+    """Run 1 accepts a node's traffic; run 2, restarted on the same --state file, drops the
+    retained status the broker sends again as a duplicate and reports an old message sent
+    again as a replay, while new messages still pass."""
+    from agent.trust import envelope
+
+    key_path, private_key, kid = node_key
+    now = int(time.time() * 1000)
+
+    def seal(seq: int, stream: str, body: dict) -> tuple[str, bytes, bool]:
+        topic = f"edge/{NODE}/{stream}"
+        payload = envelope.seal(private_key, kid=kid, node=NODE, topic=topic, kind=stream, session="1.a", seq=seq,
+                                ts_ms=now, body=body)
+        return topic, payload, stream == "status"
+
+    trust, state = trust_dir(tmp_path, key_path), tmp_path / "replay.json"
+    first = [seal(1, "status", {"state": "online"})] + [seal(n, "host", {"n": n}) for n in range(2, 302)]
+    run = verify_run(broker.url, trust, state, len(first))
+    publish_all(broker.url, first)
+    out, err = run.communicate(timeout=90)
+    assert run.returncode == 0 and out.count('"valid": true') == len(first), err
+
+    run = verify_run(broker.url, trust, state, 2)
+    publish_all(broker.url, [first[1], seal(302, "host", {"n": 302})])
+    out, err = run.communicate(timeout=90)
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert [(line["seq"], line["valid"], line.get("reason")) for line in lines] == [(2, False, "replay"),
+                                                                                  (302, True, None)]
+    assert run.returncode == 1 and "1 duplicates ignored" in err

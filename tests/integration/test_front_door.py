@@ -186,7 +186,7 @@ def test_the_demo_prints_commands_that_work_and_sigterm_leaves_nothing_behind(tm
 
 def test_help_lists_every_command_and_subcommand() -> None:
     agent_help = edge_agent("--help").stdout
-    for command in ("run", "check-config", "keygen", "status", "collect", "plan", "verify", "board"):
+    for command in ("run", "check-config", "keygen", "status", "collect", "plan", "verify", "board", "trust"):
         assert command in agent_help
     sim_help = subprocess.run([EDGE_SIM, "--help"], capture_output=True, text=True, timeout=30).stdout
     assert "edge-sim demo" in sim_help and "edge-sim drill" in sim_help
