@@ -123,12 +123,15 @@ _SHAPE = {
 }
 
 
+_JSON_TYPES = {int: "integer", str: "string", dict: "object"}
+
+
 def _shape_problem(fields: dict[str, Any]) -> str | None:
     for name, kind in _SHAPE.items():
         if name not in fields:
             return f"missing field {name!r}"
         if not isinstance(fields[name], kind) or isinstance(fields[name], bool):
-            return f"field {name!r} must be a JSON {kind.__name__}"
+            return f"field {name!r} must be a JSON {_JSON_TYPES[kind]}"
     extra = set(fields) - set(_SHAPE)
     if extra:
         return f"unexpected fields {sorted(extra)[:5]}"
@@ -153,7 +156,7 @@ def parse(payload: bytes) -> dict[str, Any] | Verdict:
         return Verdict(False, MALFORMED, "not a JSON object")
     version = fields.get("v")
     if not isinstance(version, int) or isinstance(version, bool):
-        return Verdict(False, MALFORMED, "missing field 'v'" if version is None else "field 'v' must be a JSON int")
+        return Verdict(False, MALFORMED, "missing field 'v'" if version is None else "field 'v' must be a JSON integer")
     if version != VERSION:
         return Verdict(False, UNSUPPORTED_VERSION, f"version {version!r}; this verifier reads {VERSION}"[:80])
     problem = _shape_problem(fields)
@@ -248,5 +251,5 @@ def open_envelope(
 
 def _binding_detail(kid: str, nodes: frozenset[str], node: str) -> str:
     filed = ", ".join(sorted(nodes)[:3])
-    return (f"key {kid} is filed for node {filed}, not {node!r}: a trust store file name is the node id it "
+    return (f"key {kid} speaks for node {filed}, not {node!r}: a trust store file name is the node id its key "
             f"speaks for (`edge-agent trust add {node} KEYFILE --trust DIR`)")[:300]

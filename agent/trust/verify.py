@@ -53,10 +53,15 @@ class Verifier:
         if fields["kind"] == rotation.KIND:
             return self._rotation(verdict)
         reason = self.guard.admit(fields["node"], fields["seq"], fields["sig"], topic)
-        if reason is not None:
-            return replace(verdict, valid=False, reason=reason,
-                           detail=f"seq {fields['seq']} of node {fields['node']!r} on {topic!r} was seen before")
-        return verdict
+        if reason is None:
+            return verdict
+        seq, node = fields["seq"], fields["node"]
+        if reason == envelope.DUPLICATE:
+            detail = f"the same message as seq {seq} of node {node!r}, accepted before (a resend or a retained copy)"
+        else:
+            detail = (f"seq {seq} of node {node!r} on {topic!r} was accepted before, or lies below what this "
+                      "consumer remembers of that topic: an old message sent again, or a second one under its number")
+        return replace(verdict, valid=False, reason=reason, detail=detail[:300])
 
     def _rotation(self, verdict: envelope.Verdict) -> envelope.Verdict:
         fields = verdict.fields

@@ -63,7 +63,7 @@ def test_keygen_output_copied_as_it_is_is_explained(tmp_path: Path, capsys) -> N
     store.mkdir()
     (store / "node.key.pub").write_bytes(pub.read_bytes())
     detail = Verifier(keys.TrustStore.load(store), clock=lambda: NOW).check(*reversed(message(key))).detail
-    assert "filed for node node.key, not 'press-1'" in detail and "edge-agent trust add press-1" in detail
+    assert "speaks for node node.key, not 'press-1'" in detail and "edge-agent trust add press-1" in detail
     assert trust("list", "--trust", store) == 0
     assert "may speak only for a node called 'node.key'" in capsys.readouterr().out
 
