@@ -181,7 +181,8 @@ def malformed(v: Vectors) -> None:
         ("raw control character in a string", signed_as_written(
             canonical(fields(120, body={"t": "x"})).replace(b'"x"', b'"\x01"'))),
         ("duplicate member", whole.replace('{"alg"', '{"alg":"Ed25519","alg"').encode()),
-        ("duplicate member in the body", signed_as_written(good.replace('{"percent"', '{"percent":1,"percent"').encode())),
+        ("duplicate member in the body",
+         signed_as_written(good.replace('{"percent"', '{"percent":1,"percent"').encode())),
         ("missing seq", canonical({k: val for k, val in json.loads(whole).items() if k != "seq"})),
         ("unknown member", canonical({**json.loads(whole), "extra": 1})),
         ("seq negative", signed_as_written(canonical(fields(-1)))),

@@ -48,7 +48,8 @@ def handle(args: argparse.Namespace) -> int:
     deadline = time.monotonic() + args.timeout if args.timeout else None
     seen = invalid = duplicates = 0
     tls_files = (args.ca_file, args.cert_file, args.key_file)
-    with Subscription(args.broker, verifier, topic_filter=f"{args.topic_prefix}/#", tls_files=tls_files) as subscription:
+    topic_filter = f"{args.topic_prefix}/#"
+    with Subscription(args.broker, verifier, topic_filter=topic_filter, tls_files=tls_files) as subscription:
         if subscription.subscribed.wait(args.timeout or None):
             print(f"verify: subscribed to {args.topic_prefix}/# on {args.broker}", file=sys.stderr, flush=True)
         try:

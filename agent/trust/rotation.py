@@ -3,8 +3,10 @@
 `edge-agent keygen --rotate` calls `rotate`: it writes a new key in place of the old one and
 `<key>.rotation`, a sealed envelope of kind "key" signed by the old key. The daemon publishes
 that notice (retained, QoS 1) at start-up through `pending_rotation_notice`, then calls
-`rotation_notice_published` once it is safe in the spool. Consumers (agent.trust.verify.Verifier) that trust the old key then
-trust the new one for the same node ids, without anyone editing their trust store.
+`rotation_notice_published` once it is safe in the spool. Consumers (agent.trust.verify.Verifier)
+that trust the old key then trust the new one for the same node ids, without anyone editing
+their trust store. The notice carries sequence number 0 in a session of its own: consumers
+keep it outside their replay guard (repeating it teaches nothing new).
 The old private key is gone once `rotate` returns: a stolen disk image later holds only the
 new key.
 """

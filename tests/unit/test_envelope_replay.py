@@ -208,7 +208,8 @@ def test_the_state_file_round_trips_and_is_json(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("content", "problem"), [
     (b"{not json", "cannot read the replay state"),
     (b'{"format": "something else", "nodes": {}}', "not a replay state file"),
-    (b'{"format": "edge-agent replay state v1", "nodes": {"n1": {"low_water": -1}}}', "node 'n1': needs exactly low_water, topic_floor"),
+    (b'{"format": "edge-agent replay state v1", "nodes": {"n1": {"low_water": -1}}}',
+     "node 'n1': needs exactly low_water, topic_floor"),
     (b'{"format": "edge-agent replay state v1", "nodes": {"n1": {"low_water": -1, "topic_floor": -1, "highest": 5,'
      b' "gaps": [[3, 1]], "topics": [], "recent": []}}}', "node 'n1': gaps: ranges must be sorted"),
     (b'{"format": "edge-agent replay state v1", "nodes": {"n1": {"low_water": -1, "topic_floor": -1, "highest": 5,'
