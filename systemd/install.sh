@@ -79,7 +79,7 @@ chmod 0640 "$CONF_DIR/agent.toml"
 # 4. The signing key, created as the service user so its mode and owner are right.
 if [ ! -e "$KEY" ]; then
     runuser -u "$USER_NAME" -- "$AGENT" keygen --key "$KEY"
-    echo "install.sh: add $KEY.pub to the consumers' trust store as <node-id>.pub"
+    echo "install.sh: on each consumer, file $KEY.pub with: edge-agent trust add <node-id> node.key.pub --trust DIR"
 fi
 
 # 5. The unit.
