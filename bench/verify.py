@@ -1,10 +1,11 @@
 """Verification benchmark: what a consumer pays per message on its hot path.
 
-For a 50-point Modbus reading (~2.8 KB envelope): `seal`, the pure `open_envelope`, and the
+For a 50-point Modbus reading (~2.8 KB envelope): `seal`, the pure `open_envelope` (strict
+parse, the one-byte-string canonical check, signature over the received bytes), and the
 stateful `Verifier.check` (open + replay guard). Baselines in the same run: a bare Ed25519
 verify of the same bytes with `cryptography`, the floor any verifier pays; and a verifier
-that re-encodes the parsed fields with JCS before verifying (what protocol.md's steps
-literally say, and what open_envelope did before it verified the received bytes).
+that re-encodes the parsed fields with JCS before verifying (which accepts any spelling
+whose parse re-encodes to the signed bytes).
 
     .venv/bin/python bench/verify.py [--quick]
 """
