@@ -229,6 +229,11 @@ class FileState:
             out.flush()
             os.fsync(out.fileno())
         os.replace(temporary, self.path)
+        folder = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)  # the rename itself survives a power cut
+        finally:
+            os.close(folder)
 
 
 class ReplayGuard:
