@@ -184,6 +184,9 @@ def key_files(directory: Path) -> list[KeyFile]:
     if not directory.is_dir():
         raise KeyError_(f"{directory}: trust store folder not found; create one with "
                         f"`edge-agent trust add NODE KEYFILE --trust {directory}`")
+    if (directory / "agent.toml").exists():  # its state/node.key.pub would speak for a node called "state"
+        hint = f"; its trust store is {directory / 'trust'}" if (directory / "trust").is_dir() else ""
+        raise KeyError_(f"{directory}: an agent's folder (it holds agent.toml), not a trust store{hint}")
     out = []
     for pub in sorted(directory.glob("*.pub")):
         public = load_public(pub)

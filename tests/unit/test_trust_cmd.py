@@ -68,6 +68,16 @@ def test_keygen_output_copied_as_it_is_is_explained(tmp_path: Path, capsys) -> N
     assert "may speak only for a node called 'node.key'" in capsys.readouterr().out
 
 
+def test_an_agents_folder_given_as_the_trust_store_says_where_the_trust_store_is(tmp_path: Path, capsys) -> None:
+    """The demo's folder holds agent.toml, state/node.key.pub and trust/: only trust/ is a trust store."""
+    pub, _, _ = new_key(tmp_path / "state")
+    (tmp_path / "agent.toml").write_text("")
+    assert trust("add", "press-1", pub, "--trust", tmp_path / "trust") == 0
+    assert trust("list", "--trust", tmp_path) == 2
+    assert f"an agent's folder (it holds agent.toml), not a trust store; its trust store is {tmp_path / 'trust'}" \
+        in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(("args", "problem"), [
     (["add", "press/1", "{pub}"], "NODE: 'press/1' is not a valid name"),
     (["add", "press-1", "{private}"], "this is a private key"),
