@@ -55,7 +55,7 @@ class SimDevice:
     online: bool = True
     last_success_ms: int | None = None
     failures: int = 0
-    last_error: str | None = None
+    last_error: dict[str, Any] | None = None  # docs/modbus.md: {kind, message, ts_ms}
     values: dict[str, Any] = field(default_factory=dict)
 
     def poll(self, now_ms: int) -> None:
@@ -67,7 +67,8 @@ class SimDevice:
             self.last_success_ms, self.failures, self.last_error, self.values = now_ms, 0, None, values
         else:
             self.failures += 1
-            self.last_error = error
+            self.last_error = {"kind": "timeout" if error == "timeout" else "connect_failed",
+                               "message": error or "no reply", "ts_ms": now_ms}
 
     def body(self) -> dict[str, Any]:
         state = "online" if self.failures == 0 and self.last_success_ms is not None else "offline"

@@ -92,6 +92,12 @@ def outage_text(what: str, asset: Asset, outage_s: float) -> str:
     return f"{core} ({context})"
 
 
+def said(error: Any) -> str:
+    """A device's `last_error` in words: its message (docs/modbus.md: `{kind, message, ts_ms}`) or kind."""
+    error = error if isinstance(error, dict) else {"message": error}
+    return str(error.get("message") or error.get("kind") or "?")[:200]
+
+
 def _dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
@@ -144,13 +150,13 @@ def device_reasons(latest: dict[str, dict], policy: Policy, now_ms: int) -> list
             what = f"{name} offline" if last_success is not None else f"{name} offline (never reached)"
             text = outage_text(what, asset, out_s)
             if status.get("last_error"):
-                text += f": {status['last_error']}"
+                text += f": {said(status['last_error'])}"
             out.append(Reason(OPERATIONS, outage_level(asset, out_s), "device_offline", text, name))
         elif status.get("state") == "degraded":
             failures = status.get("consecutive_failures", 0)
             text = f"{name} degraded: {failures} failed reads in a row"
             if status.get("last_error"):
-                text += f", last error {status['last_error']}"
+                text += f", last error {said(status['last_error'])}"
             out.append(Reason(OPERATIONS, DEGRADED, "device_degraded", text, name))
     return out
 
