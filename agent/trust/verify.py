@@ -33,13 +33,17 @@ class Verifier:
     def __init__(self, trust: keys.TrustStore, *, max_skew_ms: int | None = MAX_SKEW_MS,
                  max_age_ms: int | None = MAX_AGE_MS, recent_messages: int = Limits.recent,
                  follow_rotations: bool = True, trust_dir: Path | None = None,
-                 clock: Callable[[], float] = time.time, replay_state: ReplayState | None = None) -> None:
+                 clock: Callable[[], float] = time.time, replay_state: ReplayState | None = None,
+                 check_replays: bool = True) -> None:
+        # check_replays=False: the caller keeps duplicates and replays apart itself (the fleet
+        # store does, exactly, across ingest processes and restarts); this process's memory
+        # would see only its share of each node's messages.
         self.trust = trust
         self.max_skew_ms = max_skew_ms
         self.max_age_ms = max_age_ms
         self.follow_rotations = follow_rotations
         self.trust_dir = trust_dir
-        self.guard = ReplayGuard(replay_state, Limits(recent=recent_messages))
+        self.guard = ReplayGuard(replay_state, Limits(recent=recent_messages)) if check_replays else None
         self._clock = clock
 
     def check(self, payload: bytes, topic: str) -> envelope.Verdict:
@@ -52,6 +56,8 @@ class Verifier:
         assert fields is not None
         if fields["kind"] == rotation.KIND:
             return self._rotation(verdict)
+        if self.guard is None:
+            return verdict
         reason = self.guard.admit(fields["node"], fields["seq"], fields["sig"], topic)
         if reason is None:
             return verdict
