@@ -11,6 +11,7 @@ from the main loop (only while the publisher thread is alive too).
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import signal
@@ -65,17 +66,21 @@ class Agent:
         lifecycle = Lifecycle(
             seal_will=lambda: self.sealer.seal(self.status_reading("offline", "connection lost (Last Will, sealed "
                                                                               "when the connection opened)")),
-            seal_birth=lambda: self.sealer.seal(self.status_reading("online", "connected")),
+            seal_birth=lambda will: self.sealer.seal(
+                self.status_reading("online", "connected", will_seq=json.loads(will.payload)["seq"])),
             seal_goodbye=lambda: self.sealer.seal(
                 self.status_reading("offline", "reloading" if self.reload_to else "stopped")),
         )
         self.publisher = Publisher(config.mqtt, config.mqtt.client_id or config.node.id, self.spool, lifecycle,
                                    window=config.spool.inflight)
 
-    def status_reading(self, state: str, reason: str) -> Reading:
+    def status_reading(self, state: str, reason: str, will_seq: int | None = None) -> Reading:
         identity = self.session.identity
         stats = self.spool.stats()
-        return Reading(kind="status", priority=Priority.SECURITY, retain=True, body={
+        # A birth names its connection's Last Will: the broker holds that sequence number until
+        # the connection ends, so consumers must not count it as lost meanwhile.
+        held = {} if will_seq is None else {"will_seq": will_seq}
+        return Reading(kind="status", priority=Priority.SECURITY, retain=True, body={**held,
             "state": state, "reason": reason, "agent_version": __version__, "key_id": self.sealer.kid,
             "config_digest": self.digest, "boot_id": identity.boot_id, "session": identity.session,
             "run": identity.run, "rebooted": identity.rebooted,

@@ -59,7 +59,9 @@ class Lifecycle:
     """What the daemon seals for each connection; the publisher knows nothing of content."""
 
     seal_will: Callable[[], Message]  # offline status, registered as the MQTT Last Will
-    seal_birth: Callable[[], Message]  # online status, the first thing spooled after CONNACK
+    # online status, the first thing spooled after CONNACK; given the Will the broker now holds,
+    # so it can name that Will's sequence number (consumers then know it is held, not lost)
+    seal_birth: Callable[[Message], Message]
     seal_goodbye: Callable[[], Message]  # offline status spooled when stopping
 
 
@@ -188,7 +190,7 @@ class Publisher:
         released = 0
         if not self._stop.is_set():
             released = self._spool.release_held(keep=will_id)
-            self._spool.put(self._lifecycle.seal_birth())
+            self._spool.put(self._lifecycle.seal_birth(will))
         log.info("connected to broker broker=%s protocol=%s released_wills=%d backlog=%d",
                  self._config.url, self._config.protocol, released, self._spool.depth)
         lost = self._pump(link)
