@@ -31,6 +31,7 @@ from agent.core.reading import Reading
 from agent.core.settings import parse_duration
 from agent.readiness.model import human
 from agent.readiness.policy import Asset, Policy
+from agent.fleet.ingest import IngestSettings
 from agent.trust import keys
 from agent.web.board import Board
 from simulators.faults import Fault
@@ -143,7 +144,9 @@ class Drill:
         self.broker.start()
         self.wire = Wire("127.0.0.1", self.broker.port)
         self.board = Board(f"mqtt://127.0.0.1:{self.broker.port}", self.trust, listen=listen, clock=self.clock,
-                           tick_s=0.5)
+                           settings=IngestSettings(tick_s=0.5), refresh_s=0.5)
+        self.ingest = self.board.ingest
+        assert self.ingest is not None
 
     def close(self) -> None:
         self.board.stop()
@@ -186,12 +189,12 @@ class Drill:
             return self.forge(node, action.get("kinds", ["tampered", "unknown_key", "wrong_topic"]))
         if kind == "broker_down":
             self.broker.kill()
-            self._until(lambda: not self.board.state.connected, "the board noticing the broker outage")
+            self._until(lambda: not self.ingest.connected, "the board noticing the broker outage")
             return "the broker crashes (SIGKILL)"
         if kind == "broker_up":
             self.broker.start()
-            self._until(lambda: self.board.state.connected and self.board.feed.subscribed.is_set()
-                        and self.wire.connected.is_set(), "the board and the nodes reconnecting")
+            self._until(lambda: self.ingest.subscribed.is_set() and self.wire.connected.is_set(),
+                        "the board and the nodes reconnecting")
             return "the broker is back; the board and the nodes reconnect"
         raise ValueError(f"unknown drill action {kind!r}")
 
@@ -230,13 +233,14 @@ class Drill:
             self.wire.send(self.nodes[name].cycle())
 
     def _board_caught_up(self) -> bool:
-        with self.board.lock:
-            for name in self.alive:
-                held = self.board.state.nodes.get(name)
-                if held is None or held.latest.get("readiness", {}).get("seq") != self.nodes[name].latest["readiness"]["seq"]:
-                    return False
-                if len(held.rejections) < self.expected_rejections.get(name, 0):
-                    return False
+        """The store holds every live node's latest verdict and every rejection this drill caused."""
+        for name in self.alive:
+            detail = self.board.node(name)
+            if detail is None or detail["streams"].get("readiness", {}).get("seq") != \
+                    self.nodes[name].latest["readiness"]["seq"]:
+                return False
+            if len(detail["rejections"]) < self.expected_rejections.get(name, 0):
+                return False
         return True
 
     def check(self, expect: dict[str, Any], fleet: dict[str, Any]) -> str | None:
@@ -291,8 +295,7 @@ class Drill:
         say(f"== drill: {self.scenario.title} ==")
         if self.board.http:
             say(f"   board: {self.board.url}")
-        self._until(lambda: self.board.state.connected and self.board.feed.subscribed.is_set()
-                    and self.wire.connected.is_set(), "the broker connections")
+        self._until(lambda: self.ingest.subscribed.is_set() and self.wire.connected.is_set(), "the broker connections")
         for name in sorted(self.nodes):
             self.wire.send([self.nodes[name].status("online")])
         previous = None
@@ -312,7 +315,7 @@ class Drill:
             self.publish_cycle()
             for action in later:
                 say(f"           ▶ {self.act(action)}")
-            if self.board.state.connected:
+            if self.ingest.connected:
                 self._until(self._board_caught_up, "the board to receive this cycle")
             problems: list[str | None] = []
             deadline = time.monotonic() + WAIT_S

@@ -4,6 +4,9 @@ Ports: `simulators.localnet.free_port` / `wait_for_port`."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -46,3 +49,36 @@ def node_key(tmp_path: Path) -> tuple[Path, Ed25519PrivateKey, str]:
     path = tmp_path / "keys" / "node.key"
     private_key, kid = keys.generate(path)
     return path, private_key, kid
+
+
+# ----------------------------------------------------------------------------- fleet stores
+
+POSTGRES_ADMIN = os.environ.get("EDGE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@contextlib.contextmanager
+def throwaway_postgres() -> Iterator[str]:
+    """A new, empty PostgreSQL database for one test; dropped WITH (FORCE) afterwards."""
+    import psycopg
+
+    name = f"edge_test_{secrets.token_hex(6)}"
+    try:
+        admin = psycopg.connect(POSTGRES_ADMIN, autocommit=True, connect_timeout=10)
+    except psycopg.OperationalError as exc:
+        pytest.fail(f"PostgreSQL at {POSTGRES_ADMIN} is not reachable ({exc}); `bash scripts/test.sh` starts it")
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield POSTGRES_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+        finally:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path: Path) -> Iterator[str]:
+    """The same test against a SQLite file and a throwaway PostgreSQL database."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "fleet.sqlite")
+        return
+    with throwaway_postgres() as url:
+        yield url

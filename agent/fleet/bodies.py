@@ -14,7 +14,7 @@ Pure: no I/O.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -23,6 +23,8 @@ from agent.readiness.model import LEVELS
 Level = Literal["ready", "degraded", "at_risk", "down"]
 assert set(LEVELS) == {"ready", "degraded", "at_risk", "down"}  # the Literal above spells the model's levels
 Number = int | float  # JSON numbers; strict mode refuses booleans and strings for both
+# Times and sequence numbers the store keeps in BIGINT columns: the envelope's own range.
+Millis = Annotated[int, Field(ge=0, le=2**53 - 1)]
 
 
 class Model(BaseModel):
@@ -77,7 +79,7 @@ class Host(Model):
     swap: Swap | None = None
     disks: list[Disk] | None = None
     temperatures: dict[str, Number] | None = None
-    boot_time_ms: int | None = None
+    boot_time_ms: Millis | None = None
     uptime_s: Number | None = None
     network: dict[str, dict[str, Number]] | None = None
     clock: Clock | None = None
@@ -91,12 +93,12 @@ class Host(Model):
 class DeviceError(Model):
     kind: str
     message: str = ""
-    ts_ms: int | None = None
+    ts_ms: Millis | None = None
 
 
 class DeviceStatus(Model):
     state: Literal["online", "degraded", "offline"]
-    last_success_ms: int | None = None
+    last_success_ms: Millis | None = None
     consecutive_failures: int = 0
     latency_ms: Number | None = None
     errors: dict[str, int] | None = None
@@ -133,7 +135,7 @@ class SecurityUpdate(Model):
     installable: bool | None = None
     severity: str = "unspecified"
     advisories: list[str] | None = None
-    first_seen_ms: int
+    first_seen_ms: Millis
 
 
 class Reboot(Model):
@@ -154,7 +156,7 @@ class Patches(Model):
     security_updates: list[SecurityUpdate] = Field(default_factory=list)
     reboot_required: bool | None = None
     reboot: Reboot | None = None
-    last_install_ms: int | None = None
+    last_install_ms: Millis | None = None
     time_zone: str | None = None
     due_in_next_window: list[str] | None = None
     sla_breaches: list[dict[str, Any]] | None = None
@@ -195,7 +197,7 @@ class Status(Model):
     devices: list[str] | None = None
     collectors: list[str] | None = None
     collector_state: dict[str, str] | None = None
-    will_seq: int | None = None  # the sequence number of the Last Will the broker holds for this connection
+    will_seq: Millis | None = None  # the sequence number of the Last Will the broker holds for this connection
 
 
 class Reason(Model):

@@ -1,64 +1,57 @@
-"""The board's HTTP side on the standard library: the static page and the JSON API.
+"""Serving the board's ASGI app with uvicorn, bounded: a connection limit (requests beyond it
+get 503), an idle timeout that also applies before the first request (uvicorn's own starts only
+after a response), a listen backlog, and no thread per connection.
 
-    GET /                  the live page (polls the API every two seconds)
-    GET /api/fleet         every node: verdict, both lenses, reasons, timeline, unverified marks
-    GET /api/nodes/<id>    one node with its devices, host health, patches and posture
+`WebServer` binds its socket when it is made (a bad address fails at once, port 0 is known at
+once) and serves from its own thread and event loop, so the board can run beside ingest.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
 import logging
-from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from importlib import resources
+import socket
+import threading
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlsplit
+
+import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 log = logging.getLogger(__name__)
 
-PAGE = resources.files("agent.web").joinpath("static/index.html")
+
+@dataclass(frozen=True)
+class HttpLimits:
+    max_connections: int = 256  # open connections (SSE pages included) before requests get 503
+    idle_timeout_s: float = 5.0  # a connection that sends no complete request head this long is closed
+    backlog: int = 128  # connections the kernel queues before the server accepts them
+    shutdown_s: float = 3.0  # open streams get this long to end on stop
 
 
-def make_server(address: tuple[str, int], fleet: Callable[[], dict[str, Any]],
-                node: Callable[[str], dict[str, Any] | None]) -> ThreadingHTTPServer:
-    page = PAGE.read_bytes()
+class BoundedH11Protocol(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol; a connection must send a whole request head within the idle
+    timeout of opening or of its last response, or it is closed (slow or idle clients)."""
 
-    class Handler(BaseHTTPRequestHandler):
-        server_version = "edge-board"
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._head_timer: asyncio.TimerHandle | None = self.loop.call_later(self.timeout_keep_alive, self._expire)
 
-        def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
-            path = urlsplit(self.path).path
-            if path in ("/", "/index.html"):
-                self._send(200, "text/html; charset=utf-8", page)
-            elif path == "/api/fleet":
-                self._json(fleet())
-            elif path.startswith("/api/nodes/"):
-                detail = node(unquote(path.removeprefix("/api/nodes/")))
-                if detail is None:
-                    self._send(404, "application/json", b'{"error": "no such node"}')
-                else:
-                    self._json(detail)
-            else:
-                self._send(404, "text/plain", b"not found")
+    def _expire(self) -> None:
+        if self.cycle is None or self.cycle.response_complete:  # no request in flight: nothing owed to it
+            self.timeout_keep_alive_handler()
 
-        def _json(self, data: dict[str, Any]) -> None:
-            self._send(200, "application/json", json.dumps(data, default=str).encode())
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+        self._head_timer = self.loop.call_later(self.timeout_keep_alive, self._expire)
 
-        def _send(self, code: int, kind: str, body: bytes) -> None:
-            self.send_response(code)
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Cache-Control", "no-store")
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            log.debug("http %s", format % args)
-
-    server = ThreadingHTTPServer(address, Handler)
-    server.daemon_threads = True
-    return server
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -66,3 +59,46 @@ def parse_listen(text: str) -> tuple[str, int]:
     if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ValueError(f"{text!r} is not HOST:PORT, e.g. 127.0.0.1:8080")
     return host.strip("[]"), int(port)
+
+
+def bind(address: tuple[str, int], backlog: int) -> socket.socket:
+    host, port = address
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.listen(backlog)
+    sock.setblocking(False)
+    return sock
+
+
+class WebServer:
+    def __init__(self, app: Any, address: tuple[str, int], limits: HttpLimits = HttpLimits()) -> None:
+        self.socket = bind(address, limits.backlog)
+        config = uvicorn.Config(app, http=BoundedH11Protocol, ws="none", lifespan="on", log_level="warning",
+                                access_log=False, limit_concurrency=limits.max_connections,
+                                timeout_keep_alive=int(max(1, limits.idle_timeout_s)), backlog=limits.backlog,
+                                timeout_graceful_shutdown=int(max(1, limits.shutdown_s)))
+        self.server = uvicorn.Server(config)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self.socket.getsockname()[:2]
+        return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+
+    def start(self) -> "WebServer":
+        self._thread = threading.Thread(target=lambda: asyncio.run(self.server.serve(sockets=[self.socket])),
+                                        name="board-web", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(10)
+        self.socket.close()

@@ -151,10 +151,14 @@ def run(duration: float = 0, broker_url: str | None = None, state_dir: Path | No
         agent_thread.start()
         board_url = ""
         if board_listen is not None:
+            from agent.fleet.ingest import IngestSettings
+            from agent.fleet.store import default_url
             from agent.web.board import Board
 
-            # A plain subscription: the pure-Python fallback broker may not know shared ones.
-            board = Board(url, trust, listen=board_listen, group=None, prefix=cfg.mqtt.topic_prefix).start()
+            # A plain subscription: the pure-Python fallback broker may not know shared ones. The
+            # board's store is a SQLite file in the demo's folder.
+            board = Board(url, trust, db=default_url(folder), listen=board_listen,
+                          settings=IngestSettings(group=None, prefix=cfg.mqtt.topic_prefix)).start()
             stack.callback(board.stop)
             board_url = board.url
         view = PlantView(url, live=sys.stdout.isatty(), board=board_url)

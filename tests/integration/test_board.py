@@ -54,12 +54,14 @@ def start_board(tmp_path: Path) -> Iterator[Callable[..., str]]:
         log = open(tmp_path / f"board{len(processes)}.log", "w")
         process = subprocess.Popen(
             [sys.executable, "-m", "agent.cli", "board", "--broker", broker_url, "--trust", str(trust),
-             "--listen", "127.0.0.1:0", *extra], stdout=subprocess.PIPE, stderr=log, text=True)
+             "--listen", "127.0.0.1:0", "--state-dir", str(tmp_path / f"board{len(processes)}"), *extra],
+            stdout=subprocess.PIPE, stderr=log, text=True)
         processes.append(process)
         line = process.stdout.readline()  # "board: http://127.0.0.1:PORT/ (...)" once it serves
         assert line.startswith("board: http://"), (line, (tmp_path / f"board{len(processes) - 1}.log").read_text())
         return line.split()[1].rstrip("/")
 
+    start.processes = processes
     yield start
     for process in processes:
         process.terminate()
@@ -101,13 +103,14 @@ def test_board_shows_verified_nodes_forgeries_and_drill_down(broker, tmp_path: P
         with pytest.raises(urllib.error.HTTPError):
             get(f"{base}/api/nodes/nobody")
         page = urllib.request.urlopen(f"{base}/", timeout=5).read().decode()
-        assert "Edge readiness" in page and "/api/fleet" in page
+        script = urllib.request.urlopen(f"{base}/board.js", timeout=5).read().decode()
+        assert "Edge readiness" in page and '<script src="/board.js"' in page and "/api/events" in script
     finally:
         wire.close()
 
 
-def test_a_late_board_learns_retained_state_and_two_boards_share_the_fleet(broker, tmp_path: Path,
-                                                                           start_board) -> None:
+def test_a_late_board_learns_retained_state_and_a_killed_board_comes_back_whole(broker, tmp_path: Path,
+                                                                                start_board) -> None:
     trust, nodes = make_nodes(tmp_path, ["panel-1", "panel-2", "panel-3"])
     wire = Wire("127.0.0.1", broker.port)
     try:
@@ -115,24 +118,34 @@ def test_a_late_board_learns_retained_state_and_two_boards_share_the_fleet(broke
         infos = [info for node in nodes.values() for info in wire.send([node.status("online"), *node.cycle()])]
         for info in infos:
             info.wait_for_publish(15)
-        # Both boards start after everything was published: only retained messages can reach them,
+        # The board starts after everything was published: only retained messages can reach it,
         # and Mosquitto never gives retained messages to a shared subscription.
-        boards = [start_board(broker.url, trust, "--group", "fleet") for _ in range(2)]
-        for base in boards:
-            rows = until(lambda b=base: (r := fleet_rows(b)) and len(r) == 3
-                         and all(x["agent"] for x in r.values()) and r)
-            for row in rows.values():
-                assert row["online"] and row["verified"]
-                assert row["agent"]["verdict"]["level"] == "ready"
-                assert row["security"] == "ready"  # patches and posture are retained too
-        # New live messages are split between the two boards of one group.
-        before = [get(f"{b}/api/fleet")["messages"]["verified"] for b in boards]
-        for _ in range(5):
-            for node in nodes.values():
-                wire.send([node.seal(Reading("host", node.host))])
-        until(lambda: sum(get(f"{b}/api/fleet")["messages"]["verified"] for b in boards) - sum(before) >= 15)
-        time.sleep(0.5)  # nothing more may arrive: each live message goes to one board only
-        gained = [get(f"{b}/api/fleet")["messages"]["verified"] - n for b, n in zip(boards, before)]
-        assert sum(gained) == 15 and all(0 < g < 15 for g in gained), gained
+        state_dir = tmp_path / "kept"
+        base = start_board(broker.url, trust, "--state-dir", str(state_dir), "--tick", "0.5")
+        rows = until(lambda: (r := fleet_rows(base)) and len(r) == 3 and all(x["agent"] for x in r.values()) and r)
+        for row in rows.values():
+            assert row["online"] and row["verified"] and row["agent"]["verdict"]["level"] == "ready"
+            assert row["security"] == "ready"  # patches and posture are retained too
+        nodes["panel-2"].devices["plc-line2"].online = False
+        for node in nodes.values():
+            wire.send(node.cycle())
+        before = until(lambda: (f := get(f"{base}/api/fleet"))["messages"]["verified"] == 3 * 5 + 3 * 4
+                       and len({n["node"]: n for n in f["nodes"]}["panel-2"]["timeline"]) == 2 and f)
+        board = start_board.processes[-1]
+        board.kill()  # SIGKILL: nothing but the store survives
+        board.wait(10)
+        again = start_board(broker.url, trust, "--state-dir", str(state_dir), "--tick", "0.5")
+        # The retained copies arrive again at once: duplicates, not news.
+        after = until(lambda: (f := get(f"{again}/api/fleet"))["broker"]["connected"]
+                      and f["messages"]["duplicates"] >= before["messages"]["duplicates"] + 12 and f)
+        time.sleep(1.0)  # nothing more may be counted
+        after = get(f"{again}/api/fleet")
+        assert {k: v for k, v in after["messages"].items() if k != "duplicates"} == \
+            {k: v for k, v in before["messages"].items() if k != "duplicates"}
+        shown = {n["node"]: n for n in after["nodes"]}
+        for node in before["nodes"]:
+            assert shown[node["node"]]["timeline"] == node["timeline"]
+            assert shown[node["node"]]["level"] == node["level"] and shown[node["node"]]["loss"]["messages"] == \
+                node["loss"]["messages"]
     finally:
         wire.close()

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from waiting import wait_until
 
+from agent.fleet.ingest import IngestSettings
 from agent.trust import keys
 from agent.web.board import Board
 from simulators.faults import Fault
@@ -83,7 +84,8 @@ def test_agent_verdict_is_published_recomputed_and_agreed(broker, make_simulator
     trust_dir.mkdir()
     shutil.copy(f"{key_path}.pub", trust_dir / f"{NODE}.pub")
     config = write_config(tmp_path, broker.url, plc.endpoint, key_path)
-    with Board(broker.url, keys.TrustStore.load(trust_dir), listen=("127.0.0.1", 0), silent_after_s=30) as board:
+    settings = IngestSettings(silent_after_ms=30_000, tick_s=1.0)
+    with Board(broker.url, keys.TrustStore.load(trust_dir), listen=("127.0.0.1", 0), settings=settings) as board:
         log = (tmp_path / "agent.log").open("wb")
         agent = subprocess.Popen([sys.executable, "-m", "agent.cli", "run", "-c", str(config)],
                                  stdout=log, stderr=subprocess.STDOUT)

@@ -1,8 +1,9 @@
 """The board's live page end to end in headless Chromium (Debian's `chromium` package).
 
-Signed simulated nodes publish to a real Mosquitto; the board verifies and serves; Chromium
-loads the page, runs its JavaScript (which polls the JSON API) and we read the rendered DOM
-and take a screenshot. Nothing is installed or fetched from the internet.
+Signed simulated nodes publish to a real Mosquitto; the board verifies, stores and serves;
+Chromium (driven over its DevTools pipe, tests/browser.py) loads the page, runs its JavaScript
+(which follows the board's Server-Sent Events) and we read the rendered DOM, watch a change
+arrive on the open page, and take a screenshot. Nothing is installed or fetched from the internet.
 Set EDGE_UPDATE_SCREENSHOT=1 to copy the screenshot to docs/board-screenshot.png.
 """
 
@@ -11,35 +12,23 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
+from browser import Browser
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from waiting import wait_until
 
 from agent.core.reading import Reading
 from agent.readiness.policy import Asset, Policy
+from agent.fleet.ingest import IngestSettings
 from agent.trust import keys
 from agent.web.board import Board
 from simulators.signed_node import SimNode, Wire
 
 pytestmark = pytest.mark.integration
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DOCS_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "board-screenshot.png"
-
-
-def chromium(tmp_path: Path, *args: str) -> str:
-    if CHROMIUM is None:
-        pytest.fail("chromium is not installed: `apt-get install -y chromium` (see .ci/run)")
-    profile = tmp_path / "chromium-profile"
-    command = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-               "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-               f"--user-data-dir={profile}", *args]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr[-2000:]
-    return result.stdout
 
 
 def rows(dom: str) -> dict[str, str]:
@@ -59,10 +48,10 @@ def live_board(broker, tmp_path: Path):
         key = Ed25519PrivateKey.generate()
         trust.add(key.public_key(), frozenset({name}))
         nodes[name] = SimNode(name, key, policy=policy, area=f"line-{name[-1]}")
-    board = Board(broker.url, trust, listen=("127.0.0.1", 0), tick_s=0.5).start()
+    board = Board(broker.url, trust, listen=("127.0.0.1", 0), settings=IngestSettings(tick_s=0.5)).start()
     wire = Wire("127.0.0.1", broker.port)
     try:
-        wait_until(lambda: board.feed.subscribed.is_set() and wire.connected.is_set(), "board and nodes to connect")
+        wait_until(lambda: board.ingest.subscribed.is_set() and wire.connected.is_set(), "board and nodes to connect")
         nodes["panel-2"].devices["plc-line2"].online = False
         nodes["panel-3"].patches = {**nodes["panel-3"].patches, "reboot_required": True,
                                     "reboot": {"flag_packages": ["linux-image-amd64"]}}
@@ -76,15 +65,25 @@ def live_board(broker, tmp_path: Path):
                 r["agent"] for r in by_node.values())
 
         wait_until(settled, "three nodes, their verdicts and the impostor's rejection", interval=0.1)
-        yield board
+        yield board, wire, nodes
     finally:
         wire.close()
         board.stop()
 
 
-def test_live_page_shows_both_lenses_reasons_and_an_unmistakable_unverified_mark(live_board, tmp_path: Path) -> None:
-    dom = chromium(tmp_path, "--virtual-time-budget=8000", "--dump-dom", live_board.url)
-    assert 'data-loaded="1"' in dom, dom[:2000]  # the script ran and fetched /api/fleet
+@pytest.fixture
+def browser(tmp_path: Path):
+    chrome = Browser(tmp_path / "chromium-profile")
+    yield chrome
+    chrome.close()
+
+
+ROWS_SHOWN = "document.body.dataset.loaded === '1' && document.querySelectorAll('tr.node').length === 3"
+
+
+def test_live_page_shows_both_lenses_reasons_and_an_unmistakable_unverified_mark(live_board, browser) -> None:
+    board, wire, nodes = live_board
+    dom = browser.open(board.url, ROWS_SHOWN)
     shown = rows(dom)
     assert set(shown) == {"panel-1", "panel-2", "panel-3"}
     p1, p2, p3 = shown["panel-1"], shown["panel-2"], shown["panel-3"]
@@ -96,19 +95,28 @@ def test_live_page_shows_both_lenses_reasons_and_an_unmistakable_unverified_mark
     assert 'data-agreement="agrees"' in p1
     assert dom.index('data-node="panel-2"') < dom.index('data-node="panel-1"')  # worst first
     assert 'class="timeline"' in p1
+    # Live: a change reaches the open page over Server-Sent Events, no reload, no polling.
+    browser.evaluate("window.marker = 1")
+    nodes["panel-1"].devices["meter-2"].online = False
+    ghost = SimNode("ghost-9", Ed25519PrivateKey.generate())
+    wire.send([*nodes["panel-1"].cycle(), ghost.seal(Reading("host", {}))])
+    wait_until(lambda: browser.evaluate("document.querySelector('tr[data-node=\"panel-1\"]').dataset.operations")
+               == "degraded", "panel-1's meter outage on the open page", timeout=30)
+    assert browser.evaluate("window.marker") == 1  # the same page: it was never reloaded
+    wait_until(lambda: browser.evaluate("Boolean(document.querySelector('[data-rejected-node=\"ghost-9\"]'))"),
+               "the forged name listed under rejected, not as a node", timeout=30)
+    assert browser.evaluate("document.querySelectorAll('tr.node').length") == 3
 
 
-def test_drill_down_and_screenshot(live_board, tmp_path: Path) -> None:
-    url = live_board.url + "#panel-2"
-    dom = chromium(tmp_path, "--virtual-time-budget=8000", "--dump-dom", url)
+def test_drill_down_and_screenshot(live_board, browser, tmp_path: Path) -> None:
+    board, _, _ = live_board
+    dom = browser.open(board.url + "#panel-2", "document.querySelector('[data-device=\"meter-2\"]')")
     assert 'data-device="plc-line2"' in dom and 'data-device="meter-2"' in dom
     assert "Rejected messages" in dom and "unknown_key" in dom
-    screenshot = tmp_path / "board.png"
-    chromium(tmp_path, "--virtual-time-budget=8000", "--hide-scrollbars", f"--screenshot={screenshot}",
-             "--window-size=1400,900", url)
-    data = screenshot.read_bytes()
+    data = browser.screenshot()
     assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 30_000  # a rendered page, not a blank one
     width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
     assert (width, height) == (1400, 900)
+    (tmp_path / "board.png").write_bytes(data)
     if os.environ.get("EDGE_UPDATE_SCREENSHOT") == "1":
-        shutil.copy(screenshot, DOCS_SCREENSHOT)
+        shutil.copy(tmp_path / "board.png", DOCS_SCREENSHOT)

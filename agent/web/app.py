@@ -1,0 +1,165 @@
+"""The board's web side as an ASGI app (FastAPI): the page, the JSON API, live updates over
+Server-Sent Events and the OpenAPI schema.
+
+    GET  /                   the live page (static/index.html; no CDN, no inline data)
+    GET  /api/fleet          every fleet node (agent.web.api.Fleet)
+    GET  /api/nodes/{node}   one node's drill-down (agent.web.api.NodeDetail)
+    GET  /api/events         text/event-stream: `snapshot` (the whole fleet) on connect, then
+                             `delta` (the header and the rows that changed) as they change
+    GET  /openapi.json       the API's schema
+HEAD is answered wherever GET is. `create_app(view)` is all a process needs; middleware
+(authentication, headers) wraps the app it returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from importlib import resources
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from agent import __version__
+from agent.fleet.store import StoreError
+from agent.web import api
+from agent.web.view import FleetView
+
+log = logging.getLogger(__name__)
+
+STATIC = resources.files("agent.web").joinpath("static")
+ASSETS = {"/": ("index.html", "text/html; charset=utf-8"), "/board.js": ("board.js", "text/javascript; charset=utf-8"),
+          "/board.css": ("board.css", "text/css; charset=utf-8")}  # no inline script: a CSP can forbid it
+REFRESH_S = 1.0  # how often the web reads the store for changes
+KEEPALIVE_S = 15.0  # an SSE comment this often keeps proxies and idle timers from closing the stream
+SUBSCRIBER_QUEUE = 16  # updates a slow page may fall behind before it gets a fresh snapshot
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+def _json(data: Any, status: int = 200) -> Response:
+    return Response(json.dumps(data, separators=(",", ":"), ensure_ascii=False, default=str).encode(), status,
+                    media_type="application/json", headers=NO_STORE)
+
+
+class Updates:
+    """Fans the view's changes out to every connected page; refreshes the view every REFRESH_S."""
+
+    def __init__(self, view: FleetView, refresh_s: float = REFRESH_S) -> None:
+        self.view, self.refresh_s = view, refresh_s
+        self.subscribers: set[asyncio.Queue[str | None]] = set()
+        self.failing = False
+
+    async def run(self) -> None:
+        while True:
+            try:
+                changed = await run_in_threadpool(self.view.refresh)
+                if self.failing:
+                    log.info("fleet store readable again")
+                self.failing = False
+            except StoreError as exc:
+                if not self.failing:
+                    log.error("web cannot read the fleet store error=%s", exc)
+                self.failing, changed = True, set()
+            except Exception:  # noqa: BLE001 - a bug costs one refresh, never the live page
+                log.exception("fleet view refresh failed")
+                self.failing, changed = True, set()
+            if self.subscribers and not self.failing:  # every refresh: the header (time, broker) moves on too
+                delta = await run_in_threadpool(self.view.delta, changed)
+                self.publish("event: delta\ndata: " + json.dumps(delta, separators=(",", ":"), ensure_ascii=False)
+                             + "\n\n")
+            await asyncio.sleep(self.refresh_s)
+
+    def publish(self, event: str) -> None:
+        for subscriber in list(self.subscribers):
+            if subscriber.full():  # too slow: drop what it missed, send it the whole fleet again
+                while not subscriber.empty():
+                    subscriber.get_nowait()
+                subscriber.put_nowait(None)
+            else:
+                subscriber.put_nowait(event)
+
+    async def stream(self, request: Request) -> AsyncIterator[str]:
+        queue: asyncio.Queue[str | None] = asyncio.Queue(SUBSCRIBER_QUEUE)
+        self.subscribers.add(queue)
+        try:
+            yield "retry: 2000\n" + await self._snapshot_event()
+            while not await request.is_disconnected():
+                try:
+                    event = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
+                except asyncio.TimeoutError:
+                    yield ": keepalive\n\n"
+                    continue
+                yield await self._snapshot_event() if event is None else event
+        finally:
+            self.subscribers.discard(queue)
+
+    async def _snapshot_event(self) -> str:
+        data = await run_in_threadpool(self.view.snapshot_json)
+        return "event: snapshot\ndata: " + data.decode() + "\n\n"
+
+
+def _asset(content: bytes, media_type: str):
+    async def asset() -> Response:
+        return Response(content, media_type=media_type, headers=NO_STORE)
+
+    return asset
+
+
+def create_app(view: FleetView, *, refresh_s: float = REFRESH_S) -> FastAPI:
+    updates = Updates(view, refresh_s)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(updates.run(), name="board-updates")
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    app = FastAPI(title="Edge readiness board", version=__version__, lifespan=lifespan, docs_url=None,
+                  redoc_url=None, openapi_url="/openapi.json",
+                  description="Every verified node's readiness (security and operations lenses), what failed "
+                              "verification, and loss between agents and board; read from the fleet store.")
+    app.state.updates = updates
+
+    for path, (name, media_type) in ASSETS.items():
+        app.add_api_route(path, _asset(STATIC.joinpath(name).read_bytes(), media_type), methods=["GET", "HEAD"],
+                          include_in_schema=False)
+
+    @app.api_route("/api/fleet", methods=["GET", "HEAD"], response_model=api.Fleet,
+                   responses={503: {"model": api.Problem}}, summary="every fleet node, worst first")
+    async def fleet() -> Response:
+        if view.version == 0:  # not read yet (just started): read now rather than answer empty
+            await run_in_threadpool(view.refresh)
+        return Response(await run_in_threadpool(view.snapshot_json), media_type="application/json",
+                        headers=NO_STORE)
+
+    @app.api_route("/api/nodes/{node}", methods=["GET", "HEAD"], response_model=api.NodeDetail,
+                   responses={404: {"model": api.Problem}, 503: {"model": api.Problem}},
+                   summary="one node: devices, host health, patches, posture, rejections, outages")
+    async def node(node: str) -> Response:
+        detail = await run_in_threadpool(view.detail, node)
+        if detail is None:
+            return _json({"error": "no such node"}, 404)
+        return _json(detail)
+
+    @app.get("/api/events", summary="live updates (text/event-stream): a snapshot, then deltas",
+             response_class=StreamingResponse,
+             responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
+                              "description": "`event: snapshot` (a Fleet) once, then `event: delta` (a Fleet "
+                                             "with only the changed nodes) as the store changes"}})
+    async def events(request: Request) -> StreamingResponse:
+        return StreamingResponse(updates.stream(request), media_type="text/event-stream",
+                                 headers={**NO_STORE, "X-Accel-Buffering": "no"})
+
+    @app.exception_handler(StoreError)
+    async def store_unavailable(request: Request, exc: StoreError) -> Response:
+        log.error("fleet store unavailable path=%s error=%s", request.url.path, exc)
+        return _json({"error": "the fleet store is unavailable; see the board's log"}, 503)
+
+    return app
