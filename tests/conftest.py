@@ -4,9 +4,6 @@ Ports: `simulators.localnet.free_port` / `wait_for_port`."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.trust import keys
 from simulators.mosquitto import PrivateMosquitto, mosquitto_binary
+from stores import throwaway_postgres
 
 Broker = PrivateMosquitto  # the name tests use
 
@@ -53,32 +51,18 @@ def node_key(tmp_path: Path) -> tuple[Path, Ed25519PrivateKey, str]:
 
 # ----------------------------------------------------------------------------- fleet stores
 
-POSTGRES_ADMIN = os.environ.get("EDGE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
-
-
-@contextlib.contextmanager
-def throwaway_postgres() -> Iterator[str]:
-    """A new, empty PostgreSQL database for one test; dropped WITH (FORCE) afterwards."""
-    import psycopg
-
-    name = f"edge_test_{secrets.token_hex(6)}"
-    try:
-        admin = psycopg.connect(POSTGRES_ADMIN, autocommit=True, connect_timeout=10)
-    except psycopg.OperationalError as exc:
-        pytest.fail(f"PostgreSQL at {POSTGRES_ADMIN} is not reachable ({exc}); `bash scripts/test.sh` starts it")
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield POSTGRES_ADMIN.rsplit("/", 1)[0] + f"/{name}"
-        finally:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store_url(request, tmp_path: Path) -> Iterator[str]:
     """The same test against a SQLite file and a throwaway PostgreSQL database."""
     if request.param == "sqlite":
         yield str(tmp_path / "fleet.sqlite")
         return
+    with throwaway_postgres() as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A throwaway PostgreSQL database, for what only PostgreSQL serves (several processes)."""
     with throwaway_postgres() as url:
         yield url

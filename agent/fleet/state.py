@@ -87,7 +87,19 @@ def agent_view(fields: dict[str, Any], held: dict[str, dict[str, Any]], policy: 
                         f"{claimed.get('security')}, operations {claimed.get('operations')}); its own "
                         f"messages say {board_view['level']} (security {board_view['security']}, "
                         f"operations {board_view['operations']})")
-    return {"ts": fields["ts"], "verdict": claimed, "agreement": agreement, "board": board_view}, disagreement
+    return ({"ts": fields["ts"], "verdict": claimed, "inputs": inputs, "agreement": agreement, "board": board_view},
+            disagreement)
+
+
+def recheck(agent: dict[str, Any], held: dict[str, dict[str, Any]], policy: Policy
+            ) -> tuple[dict[str, Any], str | None] | None:
+    """An unchecked agent verdict checked again, now that the board may hold its inputs (they can
+    arrive after the verdict, through another ingest process); None while it still cannot be."""
+    if agent.get("agreement") != "unchecked" or not agent.get("inputs"):
+        return None
+    again = agent_view({"ts": agent["ts"], "body": {"verdict": agent["verdict"], "inputs": agent["inputs"]}},
+                       held, policy)
+    return None if again[0]["agreement"] == "unchecked" else again
 
 
 def _levels(body: dict[str, Any]) -> tuple[Any, Any, Any, tuple]:

@@ -53,6 +53,7 @@ class Loss(Doc):
 class AgentVerdict(Doc):
     ts: int
     verdict: dict[str, Any]
+    inputs: dict[str, int] = Field(description="stream -> sequence number of the messages the agent judged")
     agreement: Literal["agrees", "disagrees", "unchecked"]
     board: dict[str, Any] | None
 

@@ -131,22 +131,26 @@ def create_app(view: FleetView, *, refresh_s: float = REFRESH_S) -> FastAPI:
         app.add_api_route(path, _asset(STATIC.joinpath(name).read_bytes(), media_type), methods=["GET", "HEAD"],
                           include_in_schema=False)
 
-    @app.api_route("/api/fleet", methods=["GET", "HEAD"], response_model=api.Fleet,
-                   responses={503: {"model": api.Problem}}, summary="every fleet node, worst first")
+    @app.get("/api/fleet", response_model=api.Fleet, responses={503: {"model": api.Problem}},
+             summary="every fleet node, worst first")
     async def fleet() -> Response:
         if view.version == 0:  # not read yet (just started): read now rather than answer empty
             await run_in_threadpool(view.refresh)
         return Response(await run_in_threadpool(view.snapshot_json), media_type="application/json",
                         headers=NO_STORE)
 
-    @app.api_route("/api/nodes/{node}", methods=["GET", "HEAD"], response_model=api.NodeDetail,
-                   responses={404: {"model": api.Problem}, 503: {"model": api.Problem}},
-                   summary="one node: devices, host health, patches, posture, rejections, outages")
+    @app.get("/api/nodes/{node}", response_model=api.NodeDetail,
+             responses={404: {"model": api.Problem}, 503: {"model": api.Problem}},
+             summary="one node: devices, host health, patches, posture, rejections, outages")
     async def node(node: str) -> Response:
         detail = await run_in_threadpool(view.detail, node)
         if detail is None:
             return _json({"error": "no such node"}, 404)
         return _json(detail)
+
+    # HEAD wherever GET: the same answer without its body (left out of the schema: one operation per path).
+    app.add_api_route("/api/fleet", fleet, methods=["HEAD"], include_in_schema=False)
+    app.add_api_route("/api/nodes/{node}", node, methods=["HEAD"], include_in_schema=False)
 
     @app.get("/api/events", summary="live updates (text/event-stream): a snapshot, then deltas",
              response_class=StreamingResponse,

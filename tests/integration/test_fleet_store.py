@@ -74,6 +74,15 @@ def test_agreement_stays_unchecked_when_the_board_missed_what_the_agent_judged(f
     assert board.rows()["panel-1"]["agent"]["agreement"] == "unchecked"
 
 
+def test_a_verdict_stored_before_its_inputs_is_checked_once_they_arrive(fleet) -> None:
+    board, nodes = fleet("panel-1")
+    messages = nodes["panel-1"].cycle()
+    board.feed(messages[-1:])  # another ingest process was quicker with the verdict than with its inputs
+    assert board.rows()["panel-1"]["agent"]["agreement"] == "unchecked"
+    board.feed(messages[:-1])
+    assert board.rows()["panel-1"]["agent"]["agreement"] == "agrees"
+
+
 def test_forgeries_are_marked_never_change_the_verified_state_and_never_make_a_fleet_node(fleet) -> None:
     board, nodes = fleet("panel-1", "panel-2")
     board.feed(nodes["panel-1"].cycle() + nodes["panel-2"].cycle())

@@ -18,6 +18,7 @@ from typing import Any
 
 from agent.fleet import state
 from agent.fleet.store.db import Database, Tx
+from agent.fleet.store.writes import dumps
 from agent.readiness.policy import Policy
 
 NODE_CHUNK = 500
@@ -29,6 +30,7 @@ class Judged:
     levels: tuple[str, str, str]  # level, security, operations
     reasons: str  # JSON list, as stored
     previous: tuple[tuple[str, str, str], str]
+    agent: tuple[str, str, str | None] | None = None  # (stored agent JSON, rechecked agent JSON, disagreement)
 
 
 def in_list(count: int) -> str:
@@ -63,7 +65,7 @@ class Assessor:
         for part in node_chunks(nodes):
             with self.db.transaction(write=False) as tx:
                 judged = self._judge(tx, part, now_ms)
-            changes = [j for j in judged if (j.levels, j.reasons) != j.previous]
+            changes = [j for j in judged if (j.levels, j.reasons) != j.previous or j.agent]
             if changes:
                 with self.db.transaction() as tx:
                     changed += sum(self._write(tx, j, now_ms) for j in changes)
@@ -83,21 +85,30 @@ class Assessor:
                                             f"{clause_r} GROUP BY node, reason", [since, *params_r]):
             rejected.setdefault(node, {})[reason] = int(copies)
         out = []
-        for node, heard, policy, disagreement, level, security, operations, reasons in tx.rows(
-                "SELECT node, last_heard_ms, policy, disagreement, level, security, operations, reasons "
+        for node, heard, policy_text, agent, disagreement, level, security, operations, reasons in tx.rows(
+                "SELECT node, last_heard_ms, policy, agent, disagreement, level, security, operations, reasons "
                 f"FROM nodes{clause}", params):
-            verdict = state.evaluate(latest.get(node, {}), Policy.from_body(json.loads(policy) if policy else None),
-                                     now_ms, last_heard_ms=heard, silent_after_ms=self.silent_after_ms,
-                                     rejected=rejected.get(node, {}), disagreement=disagreement)
+            policy = Policy.from_body(json.loads(policy_text) if policy_text else None)
+            rechecked = state.recheck(json.loads(agent), latest.get(node, {}), policy) if agent else None
+            if rechecked is not None:
+                disagreement = rechecked[1]
+            verdict = state.evaluate(latest.get(node, {}), policy, now_ms, last_heard_ms=heard,
+                                     silent_after_ms=self.silent_after_ms, rejected=rejected.get(node, {}),
+                                     disagreement=disagreement)
             body = verdict.as_body()
             out.append(Judged(node, (body["level"], body["security"], body["operations"]),
                               json.dumps(body["reasons"], separators=(",", ":"), ensure_ascii=False),
-                              ((level, security, operations), reasons)))
+                              ((level, security, operations), reasons),
+                              None if rechecked is None else (agent, dumps(rechecked[0]), rechecked[1])))
         return out
 
     @staticmethod
     def _write(tx: Tx, judged: Judged, now_ms: int) -> int:
         level, security, operations = judged.levels
+        if judged.agent is not None:  # unless a newer verdict of the agent's came in meanwhile
+            stored, rechecked, disagreement = judged.agent
+            tx.run("UPDATE nodes SET agent = %s, disagreement = %s, changed_ms = %s WHERE node = %s AND agent = %s",
+                   [rechecked, disagreement, now_ms, judged.node, stored])
         if judged.levels != judged.previous[0]:
             moved = tx.rows("UPDATE nodes SET level = %s, security = %s, operations = %s, reasons = %s, "
                             "verdict_ms = %s, changed_ms = %s WHERE node = %s AND NOT (level = %s AND security = %s "
