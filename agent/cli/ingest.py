@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from agent.cli.common import EXIT_OK, EXIT_USAGE, clock_arguments, fail, log_level_argument, tls_arguments
 from agent.fleet.state import SILENT_AFTER_S
+from agent.fleet.store.upkeep import DAY_MS, HISTORY_MS, RETENTION_MS
 
 if TYPE_CHECKING:
     from agent.fleet.ingest import IngestSettings
@@ -47,10 +48,11 @@ def ingest_arguments(p: argparse.ArgumentParser, *, required: bool = True) -> No
     p.add_argument("--silent-after", type=duration, default=SILENT_AFTER_S,
                    help=f"silence before a node shows offline (default {SILENT_AFTER_S:g} s)")
     p.add_argument("--tick", type=duration, default=5.0, help="how often the whole fleet is re-judged (default 5s)")
-    p.add_argument("--retention", type=duration, default=7 * 86400.0,
-                   help="how long verified messages are kept (default 7d; never less than the verifier's max age)")
-    p.add_argument("--history", type=duration, default=90 * 86400.0,
-                   help="how long verdict, outage, patch and posture history is kept (default 90d)")
+    p.add_argument("--retention", type=duration, default=RETENTION_MS / 1000,
+                   help=f"how long verified messages are kept (default {RETENTION_MS // DAY_MS}d; never less than "
+                        "the verifier's max age)")
+    p.add_argument("--history", type=duration, default=HISTORY_MS / 1000,
+                   help=f"how long verdict, outage, patch and posture history is kept (default {HISTORY_MS // DAY_MS}d)")
     p.add_argument("--client-id", default="", help="MQTT client id (default: one the broker assigns)")
     clock_arguments(p)
     tls_arguments(p)

@@ -111,16 +111,15 @@ class IngestSettings:
     retention: Retention = Retention()
 
 
-def guarded(settings: IngestSettings) -> Retention:
+def guarded(keep: Retention, verifier: Verifier) -> Retention:
     """The retention to apply: stored messages are the replay guard, so they are kept at least as
     long as the verifier accepts a message by its timestamp (older ones fail as clock_skew)."""
-    keep = settings.retention
-    if settings.max_age_ms is None:
+    if verifier.max_age_ms is None:
         return keep
-    floor = settings.max_age_ms + (settings.max_skew_ms or 0)
+    floor = verifier.max_age_ms + (verifier.max_skew_ms or 0)
     if keep.retention_ms < floor:
         log.info("message retention raised to the verifier's max age retention_ms=%d max_age_ms=%d",
-                 keep.retention_ms, settings.max_age_ms)
+                 keep.retention_ms, verifier.max_age_ms)
         return replace(keep, retention_ms=floor)
     return keep
 
@@ -134,7 +133,7 @@ class Ingest:
         self.verifier = Verifier(trust, max_skew_ms=settings.max_skew_ms, max_age_ms=settings.max_age_ms, clock=clock,
                                  trust_dir=trust_dir, check_replays=False)
         self.writer = StoreWriter(db, started_ms=self.started_ms)
-        self.retention = guarded(settings)
+        self.retention = guarded(settings.retention, self.verifier)
         self.assessor = Assessor(db, silent_after_ms=settings.silent_after_ms)
         self.inbox: queue.Queue[Arrival] = queue.Queue(QUEUE_LIMIT)
         self.connected, self.connected_since_ms = False, self.started_ms

@@ -46,7 +46,7 @@ def test_a_healthy_node_is_ready_verified_and_agrees_with_its_agent(fleet) -> No
     assert r["agent"]["agreement"] == "agrees" and r["agent"]["verdict"]["level"] == "ready"
     assert r["criticality"] == "critical" and r["process"] == "Packaging line 2"
     assert r["loss"] == {"gaps": 0, "duplicates": 0, "messages": 6, "ignored_streams": 0}
-    json.dumps(board.fleet())  # the API serves it as is
+    assert json.loads(board.view.snapshot_json()) == board.view.snapshot()  # what the API serves, encoded once
 
 
 def test_the_board_recomputes_and_flags_an_agent_that_claims_ready_while_its_plc_is_down(fleet) -> None:

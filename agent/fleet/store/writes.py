@@ -111,9 +111,7 @@ class StoreWriter:
         good = [arrivals[i] for i in verified if outcomes[i] == FRESH]
         candidates, ignored = self._streams_allowed(tx, good)
         self._nodes(tx, fresh, [arrivals[i] for i in verified if outcomes[i] == DUPLICATE], ignored, now_ms)
-        applied = self._latest(tx, candidates)
-        for arrival in sorted(applied, key=lambda a: a.received_ms):
-            derive(tx, arrival)
+        derive(tx, sorted(self._latest(tx, candidates), key=lambda a: a.received_ms))
         admitted.dirty.update(a.fields["node"] for a in fresh)
         self._rejections(tx, arrivals, outcomes, admitted)
         return admitted
@@ -296,25 +294,28 @@ def held(arrival: Arrival) -> state.Held:
 # ---------------------------------------------------------------------- what a newest message changes
 
 
-def derive(tx: Tx, arrival: Arrival) -> None:
-    """What a stream's new latest message changes beyond `latest`: the node's site and held Will,
+def derive(tx: Tx, applied: list[Arrival]) -> None:
+    """What streams' new latest messages change beyond `latest`: the node's site and held Will,
     the agent's verdict and the board's agreement, device outages, patch and posture history."""
-    fields = arrival.fields
-    node, kind, body, ts = fields["node"], fields["kind"], fields["body"], fields["ts"]
-    if kind == "status":
-        will = body.get("will_seq")
-        tx.run("UPDATE nodes SET site = %s, area = %s" + (", will_session = %s, will_seq = %s" if will is not None
-                                                          else "") + " WHERE node = %s",
-               [body.get("site", ""), body.get("area", ""), *([fields["session"], will] if will is not None else []),
-                node])
-    elif kind == "readiness":
-        _agent_verdict(tx, node, fields)
-    elif kind == "modbus":
-        _outage(tx, node, state.stream_of(arrival.topic)[1].partition("/")[2], body, ts)
-    elif kind == "patches" and body.get("status") == "ok":  # a failed scan's empty list is no news
-        _patches(tx, node, body, ts)
-    elif kind == "posture":
-        _posture(tx, node, body, ts)
+    up = [a for a in applied if a.fields["kind"] == "modbus" and a.fields["body"]["status"]["state"] != "offline"]
+    end_outages(tx, up)  # the frequent case: one statement for the batch
+    for arrival in applied:
+        fields = arrival.fields
+        node, kind, body, ts = fields["node"], fields["kind"], fields["body"], fields["ts"]
+        if kind == "status":
+            will = body.get("will_seq")
+            tx.run("UPDATE nodes SET site = %s, area = %s" + (", will_session = %s, will_seq = %s" if will is not None
+                                                              else "") + " WHERE node = %s",
+                   [body.get("site", ""), body.get("area", ""),
+                    *([fields["session"], will] if will is not None else []), node])
+        elif kind == "readiness":
+            _agent_verdict(tx, node, fields)
+        elif kind == "modbus" and body["status"]["state"] == "offline":
+            _outage_starts(tx, node, state.stream_of(arrival.topic)[1].partition("/")[2], body, ts)
+        elif kind == "patches" and body.get("status") == "ok":  # a failed scan's empty list is no news
+            _patches(tx, node, body, ts)
+        elif kind == "posture":
+            _posture(tx, node, body, ts)
 
 
 def _agent_verdict(tx: Tx, node: str, fields: dict[str, Any]) -> None:
@@ -337,12 +338,18 @@ def policy_of(tx: Tx, node: str) -> Policy:
     return Policy.from_body(json.loads(rows[0][0]) if rows and rows[0][0] else None)
 
 
-def _outage(tx: Tx, node: str, device: str, body: dict[str, Any], ts: int) -> None:
+def end_outages(tx: Tx, up: list[Arrival]) -> None:
+    """Devices reading again: their open outage episodes end at the reading's time."""
+    rows = sorted({(a.fields["node"], state.stream_of(a.topic)[1].partition("/")[2], a.fields["ts"]) for a in up})
+    for part in chunks(rows):
+        tx.run("UPDATE outages SET end_ms = v.column3 FROM (VALUES " + values(len(part), 3) + ") AS v WHERE "
+               "outages.node = v.column1 AND outages.device = v.column2 AND outages.end_ms IS NULL "
+               "AND outages.start_ms <= v.column3", [x for row in part for x in row])
+
+
+def _outage_starts(tx: Tx, node: str, device: str, body: dict[str, Any], ts: int) -> None:
+    """A device that read nothing: an outage episode opens (once) at its last success."""
     status = body["status"]
-    if status["state"] != "offline":
-        tx.run("UPDATE outages SET end_ms = %s WHERE node = %s AND device = %s AND end_ms IS NULL AND start_ms <= %s",
-               [ts, node, device, ts])
-        return
     asset = policy_of(tx, node).device(device)
     start = status.get("last_success_ms") or ts
     tx.run("INSERT INTO outages (node, device, start_ms, end_ms, criticality, max_downtime_s) "
