@@ -206,6 +206,10 @@ class FleetView:
 
     def detail(self, node: str) -> dict[str, Any] | None:
         if node not in self._rows:
+            with self.db.transaction(write=False) as tx:
+                known = reads.is_node(tx, node)
+            if not known:
+                return None
             self.refresh()  # a node newer than the last refresh
         with self.lock:
             row = self._rows.get(node)

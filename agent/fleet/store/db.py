@@ -60,10 +60,49 @@ class Tx:
         self.cursor.execute(self.sql(text), params)
         return self.cursor.fetchall()
 
+    def many(self, template: str, rows: Sequence[Sequence[Any]], *, returning: bool = False) -> list[tuple]:
+        """`template` (with `{rows}` where the VALUES rows go) for every row; with `returning`,
+        the rows its RETURNING clause gave. SQLite: multi-row statements; PostgreSQL: one
+        one-row statement run for every row in a pipeline (one round trip, the statement
+        parsed once, where a long multi-row text would be parsed anew each time)."""
+        if not rows:
+            return []
+        width = len(rows[0])
+        one = "(" + ",".join(["%s"] * width) + ")"
+        if self.dialect == POSTGRESQL:
+            self.cursor.executemany(template.format(rows=one), rows, returning=returning)  # type: ignore[attr-defined]
+            found: list[tuple] = []
+            while returning:
+                found += self.cursor.fetchall()
+                if not self.cursor.nextset():  # type: ignore[attr-defined]
+                    break
+            return found
+        found = []
+        for part in ladder(rows):
+            text, params = template.format(rows=",".join([one] * len(part))), [x for row in part for x in row]
+            if returning:
+                found += self.rows(text, params)
+            else:
+                self.run(text, params)
+        return found
+
     def count(self, text: str, params: Sequence[Any] = ()) -> int:
         """rowcount of an UPDATE or DELETE."""
         self.cursor.execute(self.sql(text), params)
         return max(0, self.cursor.rowcount)
+
+
+# Rows per multi-row statement come in these sizes only (137 rows: 64 + 64 + 4 + 4 + 1), so
+# SQLite sees few distinct statements; 256 rows stay well under its parameter limit.
+LADDER = (256, 64, 16, 4, 1)
+
+
+def ladder(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
+    start = 0
+    for size in LADDER:
+        while len(items) - start >= size:
+            yield items[start:start + size]
+            start += size
 
 
 class Database:

@@ -23,17 +23,16 @@ def _node_dict(row: tuple) -> dict[str, Any]:
     return out
 
 
-def nodes(tx: Tx, *, changed_since_ms: int | None = None, only: list[str] | None = None) -> list[dict[str, Any]]:
-    """Node rows, all or those changed since a time, or the ones named."""
+def nodes(tx: Tx, *, changed_since_ms: int | None = None) -> list[dict[str, Any]]:
+    """Node rows: all, or those changed since a time."""
     sql = f"SELECT {', '.join(NODE_COLUMNS)} FROM nodes"
-    params: list[Any] = []
-    if changed_since_ms is not None:
-        sql += " WHERE changed_ms >= %s"
-        params.append(changed_since_ms)
-    elif only is not None:
-        sql += f" WHERE node IN ({in_list(len(only))})"
-        params += only
-    return [_node_dict(row) for row in tx.rows(sql, params)] if only != [] else []
+    if changed_since_ms is None:
+        return [_node_dict(row) for row in tx.rows(sql)]
+    return [_node_dict(row) for row in tx.rows(sql + " WHERE changed_ms >= %s", [changed_since_ms])]
+
+
+def is_node(tx: Tx, node: str) -> bool:
+    return bool(tx.rows("SELECT 1 FROM nodes WHERE node = %s", [node]))
 
 
 def gaps(tx: Tx, only: list[str] | None = None) -> dict[str, int]:

@@ -20,18 +20,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from agent.fleet import state
-from agent.fleet.store.db import Database, Tx
+from agent.fleet.store.db import Database, Tx, ladder
 from agent.readiness.policy import Policy
 from agent.trust import envelope
 
 FRESH, DUPLICATE, REPLAY, INVALID_BODY, REJECTED, QUIET = (
     "fresh", "duplicate", "replay", "invalid_body", "rejected", "quiet")
-CHUNK = 200  # rows per multi-row statement: well under SQLite's and PostgreSQL's parameter limits
 MAX_STREAMS = 256  # streams one node may fill; a buggy or hostile node cannot grow the store without bound
 
 # agent.fleet.state.newer in SQL, for the upsert of `latest` (another ingest may have written since).
@@ -69,16 +68,6 @@ class Admitted:
     outcomes: list[str]  # per arrival, in order
     dirty: set[str] = field(default_factory=set)  # nodes whose verdict may have changed
     rejections: list[tuple[str, str, str]] = field(default_factory=list)  # (topic, reason, detail) to log
-
-
-def values(rows: int, columns: int) -> str:
-    one = "(" + ",".join(["%s"] * columns) + ")"
-    return ",".join([one] * rows)
-
-
-def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
 
 
 def dumps(value: Any) -> str:
@@ -123,18 +112,12 @@ class StoreWriter:
         first: dict[Key, Arrival] = {}
         for arrival in verified:
             first.setdefault(arrival.key, arrival)
-        inserted: set[Key] = set()
         ordered = sorted(first.items())
-        for part in chunks(ordered):
-            params: list[Any] = []
-            for (node, session, seq), arrival in part:
-                fields = arrival.fields
-                params += [node, session, seq, state.stream_of(arrival.topic)[1], fields["ts"], arrival.received_ms,
-                           arrival.payload]
-            rows = tx.rows("INSERT INTO messages (node, session, seq, stream, ts_ms, received_ms, payload) "
-                           f"VALUES {values(len(part), 7)} ON CONFLICT (node, session, seq) DO NOTHING "
-                           "RETURNING node, session, seq", params)
-            inserted.update((node, session, int(seq)) for node, session, seq in rows)
+        rows = tx.many("INSERT INTO messages (node, session, seq, stream, ts_ms, received_ms, payload) VALUES {rows} "
+                       "ON CONFLICT (node, session, seq) DO NOTHING RETURNING node, session, seq",
+                       [(*key, state.stream_of(a.topic)[1], a.fields["ts"], a.received_ms, a.payload)
+                        for key, a in ordered], returning=True)
+        inserted = {(node, session, int(seq)) for node, session, seq in rows}
         stored = self._stored_payloads(tx, [k for k, _ in ordered if k not in inserted])
         outcomes, taken = [], set()
         for arrival in verified:
@@ -150,9 +133,9 @@ class StoreWriter:
     @staticmethod
     def _stored_payloads(tx: Tx, keys: list[Key]) -> dict[Key, bytes]:
         found: dict[Key, bytes] = {}
-        for part in chunks(keys):
+        for part in ladder(keys):  # rare (copies after a restart): no need to pipeline
             rows = tx.rows("SELECT node, session, seq, payload FROM messages WHERE (node, session, seq) IN "
-                           f"(VALUES {values(len(part), 3)})", [x for key in part for x in key])
+                           f"(VALUES {','.join(['(%s,%s,%s)'] * len(part))})", [x for key in part for x in key])
             found.update({(node, session, int(seq)): bytes(payload) for node, session, seq, payload in rows})
         return found
 
@@ -162,7 +145,7 @@ class StoreWriter:
         """The arrivals whose stream the node may have, and per node how many were not."""
         unknown = {a.fields["node"] for a in good
                    if state.stream_of(a.topic)[1] not in self._streams.get(a.fields["node"], ())}
-        for part in chunks(sorted(unknown)):
+        for part in ladder(sorted(unknown)):
             for node, stream in tx.rows(f"SELECT node, stream FROM latest WHERE node IN ({','.join(['%s'] * len(part))})",
                                         list(part)):
                 self._streams.setdefault(node, set()).add(stream)
@@ -184,22 +167,14 @@ class StoreWriter:
             where = (arrival.fields["node"], state.stream_of(arrival.topic)[1])
             if where not in best or state.newer(held(arrival), held(best[where])):
                 best[where] = arrival
-        applied: list[Arrival] = []
-        ordered = sorted(best.items())
-        for part in chunks(ordered):
-            params: list[Any] = []
-            for (node, stream), arrival in part:
-                fields = arrival.fields
-                params += [node, stream, fields["kind"], fields["session"], fields["seq"], fields["kid"], fields["ts"],
-                           arrival.received_ms, dumps(fields["body"])]
-            rows = tx.rows(
-                "INSERT INTO latest (node, stream, kind, session, seq, kid, ts_ms, received_ms, body) "
-                f"VALUES {values(len(part), 9)} ON CONFLICT (node, stream) DO UPDATE SET kind = excluded.kind, "
-                "session = excluded.session, seq = excluded.seq, kid = excluded.kid, ts_ms = excluded.ts_ms, "
-                f"received_ms = excluded.received_ms, body = excluded.body WHERE {NEWER_SQL} RETURNING node, stream",
-                params)
-            applied += [best[(node, stream)] for node, stream in rows]
-        return applied
+        rows = tx.many(
+            "INSERT INTO latest (node, stream, kind, session, seq, kid, ts_ms, received_ms, body) VALUES {rows} "
+            "ON CONFLICT (node, stream) DO UPDATE SET kind = excluded.kind, session = excluded.session, "
+            "seq = excluded.seq, kid = excluded.kid, ts_ms = excluded.ts_ms, received_ms = excluded.received_ms, "
+            f"body = excluded.body WHERE {NEWER_SQL} RETURNING node, stream",
+            [(node, stream, a.fields["kind"], a.fields["session"], a.fields["seq"], a.fields["kid"], a.fields["ts"],
+              a.received_ms, dumps(a.fields["body"])) for (node, stream), a in sorted(best.items())], returning=True)
+        return [best[(node, stream)] for node, stream in rows]
 
     @staticmethod
     def _sessions(tx: Tx, fresh: list[Arrival]) -> None:
@@ -209,18 +184,17 @@ class StoreWriter:
             span = spans.setdefault((node, session), [seq, seq, 0, arrival.received_ms, arrival.received_ms])
             span[0], span[1], span[2] = min(span[0], seq), max(span[1], seq), span[2] + 1
             span[3], span[4] = min(span[3], arrival.received_ms), max(span[4], arrival.received_ms)
-        for part in chunks(sorted(spans.items())):
-            tx.run("INSERT INTO sessions (node, session, first_seq, last_seq, received, first_ms, last_ms) "
-                   f"VALUES {values(len(part), 7)} ON CONFLICT (node, session) DO UPDATE SET "
-                   "first_seq = CASE WHEN excluded.first_seq < sessions.first_seq THEN excluded.first_seq "
-                   "ELSE sessions.first_seq END, "
-                   "last_seq = CASE WHEN excluded.last_seq > sessions.last_seq THEN excluded.last_seq "
-                   "ELSE sessions.last_seq END, received = sessions.received + excluded.received, "
-                   "first_ms = CASE WHEN excluded.first_ms < sessions.first_ms THEN excluded.first_ms "
-                   "ELSE sessions.first_ms END, "
-                   "last_ms = CASE WHEN excluded.last_ms > sessions.last_ms THEN excluded.last_ms "
-                   "ELSE sessions.last_ms END",
-                   [x for key, span in part for x in (*key, *span)])
+        tx.many("INSERT INTO sessions (node, session, first_seq, last_seq, received, first_ms, last_ms) "
+                "VALUES {rows} ON CONFLICT (node, session) DO UPDATE SET "
+                "first_seq = CASE WHEN excluded.first_seq < sessions.first_seq THEN excluded.first_seq "
+                "ELSE sessions.first_seq END, "
+                "last_seq = CASE WHEN excluded.last_seq > sessions.last_seq THEN excluded.last_seq "
+                "ELSE sessions.last_seq END, received = sessions.received + excluded.received, "
+                "first_ms = CASE WHEN excluded.first_ms < sessions.first_ms THEN excluded.first_ms "
+                "ELSE sessions.first_ms END, "
+                "last_ms = CASE WHEN excluded.last_ms > sessions.last_ms THEN excluded.last_ms "
+                "ELSE sessions.last_ms END",
+                [(*key, *span) for key, span in sorted(spans.items())])
 
     def _nodes(self, tx: Tx, fresh: list[Arrival], duplicates: list[Arrival], ignored: dict[str, int],
                now_ms: int) -> None:
@@ -234,14 +208,13 @@ class StoreWriter:
             rows.setdefault(arrival.fields["node"], [arrival.received_ms, 0, 0, 0, 0])[3] += 1
         for node, count in ignored.items():
             rows.setdefault(node, [now_ms, 0, 0, 0, 0])[4] += count
-        for part in chunks(sorted(rows.items())):
-            tx.run("INSERT INTO nodes (node, first_ms, last_heard_ms, verified, duplicates, ignored_streams, "
-                   f"changed_ms) VALUES {values(len(part), 7)} ON CONFLICT (node) DO UPDATE SET "
-                   "last_heard_ms = CASE WHEN excluded.last_heard_ms > nodes.last_heard_ms "
-                   "THEN excluded.last_heard_ms ELSE nodes.last_heard_ms END, "
-                   "verified = nodes.verified + excluded.verified, duplicates = nodes.duplicates + excluded.duplicates, "
-                   "ignored_streams = nodes.ignored_streams + excluded.ignored_streams, changed_ms = excluded.changed_ms",
-                   [x for node, row in part for x in (node, *row, now_ms)])
+        tx.many("INSERT INTO nodes (node, first_ms, last_heard_ms, verified, duplicates, ignored_streams, "
+                "changed_ms) VALUES {rows} ON CONFLICT (node) DO UPDATE SET "
+                "last_heard_ms = CASE WHEN excluded.last_heard_ms > nodes.last_heard_ms "
+                "THEN excluded.last_heard_ms ELSE nodes.last_heard_ms END, "
+                "verified = nodes.verified + excluded.verified, duplicates = nodes.duplicates + excluded.duplicates, "
+                "ignored_streams = nodes.ignored_streams + excluded.ignored_streams, changed_ms = excluded.changed_ms",
+                [(node, *row, now_ms) for node, row in sorted(rows.items())])
 
     # ------------------------------------------------------------------ rejections
 
@@ -268,10 +241,8 @@ class StoreWriter:
                              arrival.received_ms, 1]
         for rows, on_conflict in ((live, "DO UPDATE SET copies = rejections.copies + excluded.copies, "
                                          "last_ms = excluded.last_ms"), (kept, "DO NOTHING")):
-            for part in chunks(sorted(rows.values(), key=lambda r: r[0])):
-                tx.run("INSERT INTO rejections (digest, node, topic, reason, detail, first_ms, last_ms, copies) "
-                       f"VALUES {values(len(part), 8)} ON CONFLICT (digest) {on_conflict}",
-                       [x for row in part for x in row])
+            tx.many("INSERT INTO rejections (digest, node, topic, reason, detail, first_ms, last_ms, copies) "
+                    "VALUES {rows} ON CONFLICT (digest) " + on_conflict, sorted(rows.values(), key=lambda r: r[0]))
 
     @staticmethod
     def _rejection(arrival: Arrival, outcome: str) -> tuple[str | None, str]:
@@ -340,11 +311,9 @@ def policy_of(tx: Tx, node: str) -> Policy:
 
 def end_outages(tx: Tx, up: list[Arrival]) -> None:
     """Devices reading again: their open outage episodes end at the reading's time."""
-    rows = sorted({(a.fields["node"], state.stream_of(a.topic)[1].partition("/")[2], a.fields["ts"]) for a in up})
-    for part in chunks(rows):
-        tx.run("UPDATE outages SET end_ms = v.column3 FROM (VALUES " + values(len(part), 3) + ") AS v WHERE "
-               "outages.node = v.column1 AND outages.device = v.column2 AND outages.end_ms IS NULL "
-               "AND outages.start_ms <= v.column3", [x for row in part for x in row])
+    tx.many("UPDATE outages SET end_ms = v.column3 FROM (VALUES {rows}) AS v WHERE outages.node = v.column1 "
+            "AND outages.device = v.column2 AND outages.end_ms IS NULL AND outages.start_ms <= v.column3",
+            sorted({(a.fields["node"], state.stream_of(a.topic)[1].partition("/")[2], a.fields["ts"]) for a in up}))
 
 
 def _outage_starts(tx: Tx, node: str, device: str, body: dict[str, Any], ts: int) -> None:
@@ -368,21 +337,17 @@ def _patches(tx: Tx, node: str, body: dict[str, Any], ts: int) -> None:
         else:
             tx.run("UPDATE patch_updates SET gone_ms = %s WHERE node = %s AND package = %s AND first_seen_ms = %s",
                    [ts, node, package, first_seen])
-    new = [u for package, u in sorted(pending.items()) if package not in still]
-    for part in chunks(new):
-        tx.run("INSERT INTO patch_updates (node, package, first_seen_ms, gone_ms, severity, fixed) VALUES "
-               f"{values(len(part), 6)} ON CONFLICT DO NOTHING",
-               [x for u in part for x in (node, u["package"], u["first_seen_ms"], None, u.get("severity", "unspecified"),
-                                          u.get("fixed") or "")])
+    tx.many("INSERT INTO patch_updates (node, package, first_seen_ms, gone_ms, severity, fixed) VALUES {rows} "
+            "ON CONFLICT DO NOTHING",
+            [(node, package, u["first_seen_ms"], None, u.get("severity", "unspecified"), u.get("fixed") or "")
+             for package, u in sorted(pending.items()) if package not in still])
 
 
 def _posture(tx: Tx, node: str, body: dict[str, Any], ts: int) -> None:
     last = dict(tx.rows("SELECT p.check_id, p.status FROM posture_changes p WHERE p.node = %s AND p.ms = "
                         "(SELECT max(q.ms) FROM posture_changes q WHERE q.node = p.node AND q.check_id = p.check_id)",
                         [node]))
-    changed = [c for c in body["checks"] if last.get(c["id"]) != c["status"]]
-    for part in chunks(changed):
-        tx.run(f"INSERT INTO posture_changes (node, check_id, ms, status, evidence) VALUES {values(len(part), 5)} "
-               "ON CONFLICT DO NOTHING",
-               [x for c in part for x in (node, c["id"], ts, c["status"], c.get("evidence", "")[:300])])
+    tx.many("INSERT INTO posture_changes (node, check_id, ms, status, evidence) VALUES {rows} ON CONFLICT DO NOTHING",
+            [(node, c["id"], ts, c["status"], c.get("evidence", "")[:300]) for c in body["checks"]
+             if last.get(c["id"]) != c["status"]])
 
