@@ -94,6 +94,7 @@ class DeviceError(Model):
     kind: str
     message: str = ""
     ts_ms: Millis | None = None
+    points: int | None = None  # in a cycle's device-level `error`: how many points it left unread
 
 
 class DeviceStatus(Model):
@@ -117,6 +118,7 @@ class Modbus(Model):
     values: dict[str, bool | int | float | str] = Field(default_factory=dict)
     units: dict[str, str] | None = None
     point_errors: dict[str, DeviceError] | None = None
+    error: DeviceError | None = None
     unchanged: list[str] | None = None
     status: DeviceStatus
     requests: int | None = None

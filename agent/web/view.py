@@ -98,6 +98,7 @@ class FleetView:
         now_ms, started = self.now_ms(), time.monotonic()
         full = self._last_ms is None or started - self._full_at >= self.full_every_s
         summary = full or started - self._summary_at >= SUMMARY_EVERY_S
+        rejected_now: tuple[dict, dict] = ({}, {})
         with self.db.transaction(write=False) as tx:
             stored = reads.nodes(tx) if full else reads.nodes(tx, changed_since_ms=self._last_ms - CLOCK_MARGIN_MS)
             names = [row["node"] for row in stored]
@@ -108,12 +109,16 @@ class FleetView:
             else:
                 timelines = reads.transitions(tx, since_ms=self._last_ms - CLOCK_MARGIN_MS, only=names) if names else {}
                 gaps = reads.gaps(tx, names) if names else {}
+                # A changed node's own rejections at once; the rest (names that are not nodes) below.
+                rejected_now = reads.rejected(tx, now_ms - self.rejected_window_ms, names) if names else ({}, {})
             if summary:
                 rejected, last = reads.rejected(tx, now_ms - self.rejected_window_ms)
                 rejected_total = reads.rejected_total(tx)
             ingest = reads.ingest_instances(tx)
         with self.lock:
             changed = self._take(full, stored, timelines, gaps, now_ms)
+            if not full:
+                changed |= self._take_rejected(names, *rejected_now)
             if summary:
                 changed |= {n for n in set(rejected) | set(self._rejected) if n in self._stored
                             and (rejected.get(n), last.get(n)) != (self._rejected.get(n), self._last_rejected.get(n))}
@@ -129,6 +134,18 @@ class FleetView:
                 self._ranked = sorted(self._rows, key=lambda n: _rank(self._rows[n]))
             self.version += 1  # the header's time moves on even when no row did
         return changed
+
+    def _take_rejected(self, names: list[str], counts: dict, last_seen: dict) -> set[str]:
+        """The named nodes' rejections as just read; those whose numbers moved."""
+        moved = set()
+        for node in names:
+            if (counts.get(node), last_seen.get(node)) != (self._rejected.get(node), self._last_rejected.get(node)):
+                moved.add(node)
+            self._rejected.pop(node, None)
+            self._last_rejected.pop(node, None)
+        self._rejected.update(counts)
+        self._last_rejected.update(last_seen)
+        return moved
 
     def _take(self, full: bool, stored: list[dict[str, Any]], timelines: dict[str, list], gaps: dict[str, int],
               now_ms: int) -> set[str]:

@@ -62,7 +62,7 @@ def live_board(broker, tmp_path: Path):
         def settled() -> bool:
             by_node = {r["node"]: r for r in board.fleet()["nodes"]}
             return len(by_node) == 3 and by_node["panel-2"]["unverified"]["count"] == 1 and all(
-                r["agent"] for r in by_node.values())
+                r["agent"] and r["level"] for r in by_node.values()) and by_node["panel-2"]["security"] == "at_risk"
 
         wait_until(settled, "three nodes, their verdicts and the impostor's rejection", interval=0.1)
         yield board, wire, nodes

@@ -25,9 +25,12 @@ pytestmark = pytest.mark.integration
 KINDS = ["host", "modbus", "patches", "posture", "status", "readiness", "key", "weather"]
 SAFE = 2**53 - 1
 TEXT = st.text(st.characters(codec="utf-8"), max_size=12)  # any code point JSON can carry, NUL included
+def nested(inner: st.SearchStrategy) -> st.SearchStrategy:
+    return st.lists(inner, max_size=4) | st.dictionaries(TEXT, inner, max_size=4)
+
+
 JSON = st.recursive(st.none() | st.booleans() | st.integers(-SAFE, SAFE) | st.floats(allow_nan=False, allow_infinity=False)
-                    | TEXT, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(TEXT, inner, max_size=4),
-                    max_leaves=25)
+                    | TEXT, nested, max_leaves=25)
 FIELDS = {"host": ["cpu", "memory", "disks", "temperatures", "clock", "failed_units"],
           "modbus": ["status", "values", "units", "identity", "point_errors"],
           "patches": ["status", "security_updates", "reboot_required", "reboot", "status_reasons"],

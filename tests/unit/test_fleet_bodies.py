@@ -52,6 +52,11 @@ def test_every_simulated_message_and_the_documented_modbus_example_fit() -> None
                   "requests": 3, "identity": {"vendor_name": "Simulated Metering", "product_code": "EM-340",
                                               "revision": "1.12"}}
     assert problem("modbus", documented) is None
+    offline = {"device": "plc", "unit": 1, "values": {}, "status": {"state": "offline", "last_success_ms": None,
+                                                                  "consecutive_failures": 3, "errors": {"timeout": 3}},
+               "error": {"kind": "timeout", "message": "no answer", "points": 100}, "requests": 1}
+    assert problem("modbus", offline) is None
+    assert problem("modbus", {**offline, "error": {"kind": "timeout", "points": "all"}}).startswith("modbus.error.points")
 
 
 @pytest.mark.parametrize("kind, body, named", [
@@ -83,9 +88,12 @@ def test_kinds_without_a_model_and_extra_fields_pass() -> None:
     assert problem("status", {"state": "online", "added_by_a_newer_agent": {"x": 1}}) is None
 
 
+def nested(inner: st.SearchStrategy) -> st.SearchStrategy:
+    return st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4)
+
+
 JSON = st.recursive(st.none() | st.booleans() | st.integers(-2**60, 2**60) | st.floats(allow_nan=False)
-                    | st.text(max_size=8), lambda inner: st.lists(inner, max_size=4)
-                    | st.dictionaries(st.text(max_size=6), inner, max_size=4), max_leaves=20)
+                    | st.text(max_size=8), nested, max_leaves=20)
 KEYS = {"host": ["cpu", "memory", "disks", "temperatures", "clock", "failed_units"],
         "modbus": ["status", "values", "units", "identity"],
         "patches": ["status", "status_reasons", "security_updates", "reboot_required", "reboot"],

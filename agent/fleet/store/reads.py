@@ -68,18 +68,20 @@ def transitions(tx: Tx, *, since_ms: int, window_start_ms: int | None = None,
     return out
 
 
-def rejected(tx: Tx, since_ms: int) -> tuple[dict[str | None, dict[str, int]], dict[str | None, dict[str, Any]]]:
+def rejected(tx: Tx, since_ms: int, only: list[str] | None = None
+             ) -> tuple[dict[str | None, dict[str, int]], dict[str | None, dict[str, Any]]]:
     """Failed messages last seen since `since_ms`: per claimed node (None: the topic names no
-    node) the copies by reason, and the most recent one."""
+    node) the copies by reason, and the most recent one; for every node, or the ones named."""
+    clause = f" AND node IN ({in_list(len(only))})" if only else ""
     counts: dict[str | None, dict[str, int]] = {}
-    for node, reason, copies in tx.rows("SELECT node, reason, SUM(copies) FROM rejections WHERE last_ms >= %s "
-                                        "GROUP BY node, reason", [since_ms]):
+    for node, reason, copies in tx.rows(f"SELECT node, reason, SUM(copies) FROM rejections WHERE last_ms >= %s{clause} "
+                                        "GROUP BY node, reason", [since_ms, *(only or [])]):
         counts.setdefault(node, {})[reason] = int(copies)
     last: dict[str | None, dict[str, Any]] = {}
     for node, reason, detail, topic, ms in tx.rows(
             "SELECT r.node, r.reason, r.detail, r.topic, r.last_ms FROM rejections r JOIN (SELECT node, "
-            "MAX(last_ms) AS ms FROM rejections WHERE last_ms >= %s GROUP BY node) x ON r.last_ms = x.ms AND "
-            "(r.node = x.node OR (r.node IS NULL AND x.node IS NULL))", [since_ms]):
+            f"MAX(last_ms) AS ms FROM rejections WHERE last_ms >= %s{clause} GROUP BY node) x ON r.last_ms = x.ms AND "
+            "(r.node = x.node OR (r.node IS NULL AND x.node IS NULL))", [since_ms, *(only or [])]):
         last[node] = {"received_ms": int(ms), "reason": reason, "detail": detail, "topic": topic}
     return counts, last
 
