@@ -92,7 +92,8 @@ def test_board_shows_verified_nodes_forgeries_and_drill_down(broker, tmp_path: P
         topic, payload, _ = nodes["panel-1"].sent[-1]
         wire.send([attacker.seal(Reading("host", {"memory": {"percent": 1}})),
                    (topic, payload.replace(b'"level":"ready"', b'"level":"down"', 1), False)])
-        row = until(lambda: (r := fleet_rows(base)["panel-1"])["unverified"]["count"] == 2 and r)
+        row = until(lambda: (r := fleet_rows(base)["panel-1"])["unverified"]["count"] == 2
+                    and r["security"] == "at_risk" and r)  # counted, then judged
         assert row["unverified"]["by_reason"] == {"unknown_key": 1, "bad_signature": 1}
         assert row["security"] == "at_risk" and row["operations"] == "ready"
 
