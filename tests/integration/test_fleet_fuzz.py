@@ -38,13 +38,19 @@ FIELDS = {"host": ["cpu", "memory", "disks", "temperatures", "clock", "failed_un
           "readiness": ["verdict", "policy", "inputs"], "key": ["action", "public_key"], "weather": ["x"]}
 
 
+def real_bodies() -> dict[str, dict]:
+    node = SimNode("fuzz", Ed25519PrivateKey.generate())
+    return {json.loads(p)["kind"]: json.loads(p)["body"] for _, p, _ in [node.status("online"), *node.cycle()]}
+
+
+REAL = real_bodies()  # made once: a strategy must draw its randomness from Hypothesis
+
+
 @st.composite
 def bodies(draw) -> tuple[str, dict]:
     """A kind and a body: a real one with fields replaced by arbitrary JSON, or arbitrary JSON."""
     kind = draw(st.sampled_from(KINDS))
-    node = SimNode("fuzz", Ed25519PrivateKey.generate())
-    real = {json.loads(p)["kind"]: json.loads(p)["body"] for _, p, _ in [node.status("online"), *node.cycle()]}
-    body = dict(real.get(kind, {}))
+    body = dict(REAL.get(kind, {}))
     for key in draw(st.lists(st.sampled_from(FIELDS[kind]), max_size=3)):
         body[key] = draw(JSON)
     if draw(st.booleans()):

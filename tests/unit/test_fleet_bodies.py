@@ -101,12 +101,18 @@ KEYS = {"host": ["cpu", "memory", "disks", "temperatures", "clock", "failed_unit
         "readiness": ["verdict", "policy", "inputs"]}
 
 
+def real_bodies() -> dict[str, dict]:
+    node = SimNode("n", Ed25519PrivateKey.generate(), policy=POLICY)
+    return {json.loads(p)["kind"]: json.loads(p)["body"] for _, p, _ in node.cycle()}
+
+
+REAL = real_bodies()  # made once: a strategy must draw its randomness from Hypothesis
+
+
 @st.composite
 def near_miss(draw, kind: str) -> dict:
     """Bodies shaped like the real ones, with any JSON in the fields the readiness model reads."""
-    node = SimNode("n", Ed25519PrivateKey.generate(), policy=POLICY)
-    base = {json.loads(p)["kind"]: json.loads(p)["body"] for _, p, _ in node.cycle()}
-    body = dict(base.get(kind, {}))
+    body = dict(REAL.get(kind, {}))
     for key in draw(st.lists(st.sampled_from(KEYS[kind]), max_size=3)):
         body[key] = draw(JSON)
     return body
