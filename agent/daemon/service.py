@@ -54,6 +54,7 @@ class Agent:
         self.notifier = notifier or Notifier({})
         self.digest = config_digest(config)
         self.session = Session(config.state_dir)
+        self.first_seq = self.session.last_seq + 1  # logged at start: where this session's numbers begin
         self.sealer = Sealer(config, private_key, self.session)
         self.spool = Spool(config.state_dir / spool.FILENAME, max_bytes=config.spool.max_bytes,
                            max_age_s=config.spool.max_age, sync=config.spool.sync)
@@ -196,7 +197,7 @@ class Agent:
         self.spool_rotation_notice()
         self.publisher.start()
         log.info("agent started node=%s collectors=%d session=%s seq_from=%d spool_depth=%d",
-                 self.config.node.id, len(self.collectors), self.session.session, self.session.last_seq + 1,
+                 self.config.node.id, len(self.collectors), self.session.session, self.first_seq,
                  self.spool.depth)
         phases = spread_phases([c.interval for c in self.collectors])
         tasks = [asyncio.create_task(run_collector(c, self.emit, self.stop_event, health=self.health[c.name],

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -164,6 +165,12 @@ class AgentProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def first_seqs(self) -> dict[str, int]:
+        """session -> its first sequence number, from each start's log line (numbers start at the
+        node's clock in milliseconds, see agent.delivery.session)."""
+        return {m["session"]: int(m["seq"]) for m in re.finditer(
+            r"agent started .*?session=(?P<session>\S+) seq_from=(?P<seq>\d+)", self.log())}
 
     def spool_stats(self) -> spool.SpoolStats | None:
         try:

@@ -49,7 +49,7 @@ def test_agent_killed_mid_stream_loses_nothing_that_entered_the_spool(make_broke
                                      if g.session != first.session], "the second run's birth")[0]
         assert recorder.invalid == []
         old = sorted(seq for (session, seq) in recorder.unique() if session == first.session)
-        assert old == list(range(1, old[-1] + 1))  # the first run's messages, all of them
+        assert old == list(range(agent.first_seqs()[first.session], old[-1] + 1))  # the first run's, all
         assert second.seq > old[-1] and second.body["run"] == first.body["run"] + 1
         assert agent.terminate() == 0
     finally:
@@ -82,7 +82,7 @@ def test_full_spool_drops_bulk_and_state_before_security_and_reports_it(make_bro
         recorder.wait_for(lambda got: statuses(got, "offline", "stopped"), "the goodbye")
         got = recorder.unique()
         seqs = sorted(seq for (session, seq) in got if session == birth.session)
-        missing = set(range(1, seqs[-1] + 1)) - set(seqs)
+        missing = set(range(agent.first_seqs()[birth.session], seqs[-1] + 1)) - set(seqs)
         # Only host (STATE) messages went, oldest first: none was sent before the outage, so every
         # missing one is older than every host message that arrived after it.
         oldest_host_kept = min(g.seq for g in got.values() if g.fields["kind"] == "host")

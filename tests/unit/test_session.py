@@ -68,3 +68,38 @@ def test_a_corrupt_state_file_restarts_above_any_plausible_count(tmp_path: Path)
     session = Session(tmp_path, clock_ms=lambda: 1_800_000_000_000)
     assert session.next_seq() == 1_800_000_000_000
     assert json.loads((tmp_path / FILENAME).read_text())["next_seq"] > 1_800_000_000_000
+
+
+def test_numbers_start_at_the_clock_so_a_wiped_state_dir_reuses_none(tmp_path: Path) -> None:
+    first = Session(tmp_path, clock_ms=lambda: 1_000_000)
+    used = [first.next_seq() for _ in range(5)]
+    assert used == list(range(1_000_000, 1_000_005))
+    (tmp_path / FILENAME).unlink()
+    again = Session(tmp_path, clock_ms=lambda: 1_002_000)  # two seconds later
+    assert again.next_seq() > used[-1]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_an_unwritable_state_file_never_blocks_or_reuses_a_number(tmp_path: Path) -> None:
+    monotonic = Clock()
+    session = Session(tmp_path, block=10, clock_ms=lambda: 5_000, monotonic=monotonic)
+    (tmp_path / f".{FILENAME}.tmp").mkdir()  # the atomic write now fails: EISDIR, even for root
+    used = [session.next_seq() for _ in range(35)]  # three blocks past the reservation on disk
+    assert used == list(range(5_000, 5_035))
+    assert not session.persisted and "Is a directory" in session.write_error
+    assert read_state(tmp_path)["next_seq"] == 5_010  # the file still says the old reservation
+    # A restart now begins at its clock, which lies ahead of every number used (1 ms each here).
+    assert Session(tmp_path, clock_ms=lambda: 5_000 + 36, monotonic=monotonic, block=10).next_seq() > used[-1]
+    (tmp_path / f".{FILENAME}.tmp").rmdir()
+    session.next_seq()  # within the retry interval: not tried yet
+    assert not session.persisted
+    monotonic.now += 1.0
+    more = session.next_seq()
+    assert session.persisted and session.write_error == "" and read_state(tmp_path)["next_seq"] > more
