@@ -1,8 +1,9 @@
 """`edge-agent status`: the node's delivery state from the state directory, without the broker.
 
-The daemon writes `status.json` (connection, collectors/devices) at every status report;
-the spool's figures (depth, drops, last acknowledged publish) are read from the spool
-database itself, so they are current even when the daemon is stopped or hung.
+The daemon writes `status.json` (connection, publisher, storage, collectors/devices) at every
+change and status report; the spool's figures (depth, drops, last acknowledged publish) are
+read from the spool database itself, so they are current even when the daemon is stopped or
+hung, and quarantined spools from their records beside the spool.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 from agent.cli.common import EXIT_FAILED, EXIT_OK, config_argument, load_config
 from agent.core.timing import now_ms
 from agent.daemon.runtime import read_runtime
-from agent.delivery import session, spool
+from agent.delivery import quarantine, session, spool
 
 
 def _pid_alive(pid: object) -> bool:
@@ -48,6 +49,7 @@ def gather(state_dir: Path) -> dict[str, Any]:
         "session": session.read_state(state_dir),
         "spool": stats.as_dict() if stats else None,
         "spool_error": spool_error,
+        "quarantined": quarantine.records(state_dir / spool.FILENAME),
     }
 
 
@@ -80,6 +82,7 @@ def render(report: dict[str, Any], now_ms: int) -> str:
         dropped = ", ".join(f"{name} {count}" for name, count in stats["dropped"].items()) or "none"
         lines.append(f"dropped:        {stats['dropped_total']} ({dropped})")
         lines.append(f"last publish:   {_when(stats['last_ack_ms'], now_ms)} (acknowledged by the broker)")
+    lines += _fault_lines(report, runtime, now_ms)
     collectors = runtime.get("collectors") or {}
     if collectors:
         lines.append("collectors:")
@@ -90,6 +93,44 @@ def render(report: dict[str, Any], now_ms: int) -> str:
     if runtime:
         lines.append(f"updated:        {_when(runtime.get('updated_ms'), now_ms)}")
     return "\n".join(lines)
+
+
+def _size(count: object) -> str:
+    if not isinstance(count, int):
+        return "?"
+    return f"{count / 1024**2:.1f} MiB" if count >= 1024**2 else f"{count / 1024:.0f} KiB"
+
+
+def _fault_lines(report: dict[str, Any], runtime: dict[str, Any], now_ms: int) -> list[str]:
+    """Publisher, storage, sequence numbers, parts and quarantined spools: what faults left behind."""
+    lines = []
+    publisher = runtime.get("publisher") or {}
+    if publisher:
+        fault = f", {publisher['faults']} faults, last: {publisher['last_fault']}" if publisher.get("faults") else ""
+        lines.append(f"publisher:      {publisher.get('state')}{fault}")
+    storage = runtime.get("storage") or {}
+    if storage:
+        free = f"; {_size(storage.get('free_bytes'))} free, reserve {_size(storage.get('min_free'))}"
+        if storage.get("state") == "ok":
+            lines.append(f"storage:        ok (messages go to the spool on disk){free}")
+        else:
+            lines.append(f"storage:        DEGRADED: {storage.get('cause')} since {_when(storage.get('since_ms'), now_ms)}"
+                         f"; {storage.get('memory_depth')} messages ({_size(storage.get('memory_bytes'))}) in memory, "
+                         f"max {_size(storage.get('memory_max_bytes'))}{free}")
+            lines.append(f"  last error:   {storage.get('last_error')}")
+    sequence = runtime.get("sequence") or {}
+    if sequence and not sequence.get("persisted", True):
+        lines.append(f"sequence:       NOT persisted, numbering from memory ({sequence.get('write_error')})")
+    troubled = {name: part for name, part in (runtime.get("parts") or {}).items() if part.get("state") != "running"}
+    for name, part in sorted(troubled.items()):
+        error = f", last error: {part['last_error']}" if part.get("last_error") else ""
+        lines.append(f"part {name + ':':<10} {part.get('state')}, {part.get('restarts', 0)} restarts{error}")
+    for record in report.get("quarantined") or []:
+        lost = record.get("lost")
+        lines.append(f"quarantined:    {record.get('path')} at {_when(record.get('at_ms'), now_ms)}: "
+                     f"{record.get('salvaged', '?')} salvaged, {'unknown' if lost is None else lost} lost "
+                     f"({record.get('problem')})")
+    return lines
 
 
 def register(sub: argparse._SubParsersAction) -> None:

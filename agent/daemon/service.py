@@ -5,7 +5,12 @@ isolated: one raising or hanging never stops or delays another.
 Service life: SIGTERM/SIGINT stop (publish offline, flush within `spool.stop_timeout`, exit
 0); SIGHUP reloads the config file (a config that does not load is logged and the running
 one kept); under systemd `Type=notify` it reports READY, STATUS= text and watchdog pings
-from the main loop (only while the publisher thread is alive too).
+from the main loop, only while the publisher thread makes progress and no part has failed.
+
+Faults: storage faults are absorbed by the store (agent.delivery.store: memory queue,
+quarantine) and reported on the status stream as they happen. Every part runs supervised
+(agent.daemon.parts); one that fails for good, or a publisher that gave up, stops the
+watchdog pings and the agent (exit 1), so systemd restarts it.
 """
 
 from __future__ import annotations
@@ -15,7 +20,6 @@ import json
 import logging
 import os
 import signal
-import sqlite3
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -29,14 +33,16 @@ from agent.core.reading import Priority, Reading
 from agent.core.schedule import spread_phases
 from agent.core.timing import now_ms
 from agent.daemon.collecting import CollectorHealth, run_collector, stopped_within
+from agent.daemon.parts import PartHealth, supervise
 from agent.daemon.runtime import write_runtime
 from agent.daemon.sdnotify import Notifier, watchdog_interval
 from agent.daemon.sealer import Sealer, config_digest
 from agent.delivery import spool
 from agent.delivery.config import SettingsFileError, read_password, tls_context
+from agent.delivery.message import Message
 from agent.delivery.publisher import Lifecycle, Publisher
 from agent.delivery.session import Session
-from agent.delivery.spool import Message, Spool
+from agent.delivery.store import Store, StoreOptions
 from agent.readiness import model as readiness
 from agent.trust import keys, rotation
 
@@ -56,13 +62,18 @@ class Agent:
         self.session = Session(config.state_dir)
         self.first_seq = self.session.last_seq + 1  # logged at start: where this session's numbers begin
         self.sealer = Sealer(config, private_key, self.session)
-        self.spool = Spool(config.state_dir / spool.FILENAME, max_bytes=config.spool.max_bytes,
-                           max_age_s=config.spool.max_age, sync=config.spool.sync)
+        options = config.spool
+        self.spool = Store(config.state_dir / spool.FILENAME, StoreOptions(
+            max_bytes=options.max_bytes, max_age_s=options.max_age, sync=options.sync, min_free=options.min_free,
+            memory_bytes=options.memory_bytes), accept=self.sealer.vouches_for)
         self.collectors = registry.build_all(config, root=root)
         self.health = {c.name: CollectorHealth() for c in self.collectors}
+        self.parts = {name: PartHealth() for name in ("report", "status-file", "readiness",
+                                                      *(f"collector:{c.name}" for c in self.collectors))}
         self.stop_event = asyncio.Event()
         self.reload_to: tuple[Config, Any] | None = None
-        self.spool_write_errors = 0
+        self.exit_status = 0
+        self.announced: tuple[int, tuple[str, str]] = (0, ("ok", ""))  # what the status stream has told
         self.latest: dict[str, dict[str, Any]] = {}  # stream -> last sealed seq/ts/body, for the verdict
         lifecycle = Lifecycle(
             seal_will=lambda: self.sealer.seal(self.status_reading("offline", "connection lost (Last Will, sealed "
@@ -90,7 +101,22 @@ class Agent:
             "collector_state": {name: h.state for name, h in sorted(self.health.items())},
             "spool": {"depth": stats.depth, "bytes": stats.bytes, "dropped_total": stats.dropped_total,
                       "dropped": stats.dropped, "oldest_ms": stats.oldest_ms},
+            "storage": self.storage_body(),
+            "parts": self.part_states(),
         })
+
+    def storage_body(self) -> dict[str, Any]:
+        """What the status stream says about storage: where messages go, why, what was quarantined."""
+        health = self.spool.health()
+        return {**{k: health[k] for k in ("state", "cause", "since_ms", "last_error", "memory_depth", "memory_bytes",
+                                          "free_bytes", "quarantined")},
+                "sequence_persisted": self.session.persisted}
+
+    def storage_state(self) -> tuple[str, str]:
+        return ("ok" if self.spool.writable else "degraded"), self.spool.cause
+
+    def part_states(self) -> dict[str, str]:
+        return {"publisher": self.publisher.state, **{name: part.state for name, part in sorted(self.parts.items())}}
 
     def spool_rotation_notice(self) -> None:
         """Queue the notice `keygen --rotate` left (pre-signed by the old key), then forget it."""
@@ -100,18 +126,31 @@ class Agent:
             return
         topic, payload = notice
         self.spool.put_many([Message(topic, payload, rotation.KIND, Priority.TRUST, retain=True)])
+        if not self.spool.writable:  # only in memory: keep the file, the next start queues it again
+            log.warning("key rotation notice queued in memory only, kept for the next start path=%s", key_path)
+            return
         rotation.rotation_notice_published(key_path)
         log.info("key rotation notice spooled topic=%s kid=%s", topic, self.sealer.kid)
 
     def emit(self, readings: list[Reading]) -> None:
-        try:
-            messages = [self.sealer.seal(reading) for reading in readings]
-            for reading, message in zip(readings, messages):
-                readiness.remember(self.latest, reading.stream, message.payload, reading.body)
-            self.spool.put_many(messages)
-        except sqlite3.Error as exc:
-            self.spool_write_errors += len(readings)
-            log.error("spool write failed readings=%d error=%s", len(readings), exc)
+        """Seal and queue readings (the store never refuses: storage faults go to memory)."""
+        messages = [self.sealer.seal(reading) for reading in readings]
+        for reading, message in zip(readings, messages):
+            readiness.remember(self.latest, reading.stream, message.payload, reading.body)
+        self.spool.put_many(messages)
+
+    def announce_storage(self) -> None:
+        """A status event as soon as the spool is quarantined or storage degrades or recovers,
+        so the board does not wait for the next periodic report."""
+        seen, state = self.announced
+        quarantines = self.spool.quarantines
+        for record in quarantines[seen:]:
+            self.emit([self.status_reading("online", f"spool quarantined: {record.summary}")])
+        if (current := self.storage_state()) != state:
+            reason = "storage: spool writable again" if current[0] == "ok" else \
+                f"storage: {current[1]}, new messages kept in memory"
+            self.emit([self.status_reading("online", reason)])
+        self.announced = (len(quarantines), self.storage_state())
 
     def runtime_snapshot(self, stopped: bool = False) -> dict[str, Any]:
         return {
@@ -120,48 +159,79 @@ class Agent:
             "broker": {"url": self.config.mqtt.url, "connected": self.publisher.connected,
                        "last_error": self.publisher.last_error, "connections": self.publisher.connections,
                        "refused_messages": self.publisher.refused},
-            "spool_write_errors": self.spool_write_errors,
+            "publisher": {"state": self.publisher.state, "faults": self.publisher.faults,
+                          "last_fault": self.publisher.last_fault},
+            "parts": {name: asdict(part) for name, part in sorted(self.parts.items())},
+            "storage": self.spool.health(),
+            "sequence": {"persisted": self.session.persisted, "write_error": self.session.write_error},
             "collectors": {name: asdict(h) for name, h in self.health.items()},
         }
 
     def status_text(self) -> str:
         link = "connected" if self.publisher.connected else f"disconnected ({self.publisher.last_error or 'connecting'})"
-        return f"{link}; spool {self.spool.depth} queued"
+        storage = "" if self.spool.writable else f" ({self.spool.cause}: {self.spool.memory.depth} in memory)"
+        return f"{link}; spool {self.spool.depth} queued{storage}"
 
     async def report(self) -> None:
         """Every report interval: expire old messages, publish the node's status, update status.json."""
         while not await stopped_within(self.stop_event, self.config.spool.report_interval):
-            self.spool.expire()
+            self.spool.maintain()
             self.emit([self.status_reading("online", "periodic")])
             write_runtime(self.config.state_dir, self.runtime_snapshot())
             self.notifier.status(self.status_text())
 
     def _salient(self) -> tuple[Any, ...]:
-        """What `status` must show as soon as it changes: the broker link and each collector's state."""
-        return (self.publisher.connected, self.publisher.last_error,
+        """What `status` must show as soon as it changes: the broker link, storage, each part's
+        and each collector's state."""
+        return (self.publisher.connected, self.publisher.last_error, self.publisher.state, self.storage_state(),
+                len(self.spool.quarantines), self.session.persisted, tuple(self.part_states().items()),
                 tuple((name, h.state, h.last_ok_ms is None, h.last_error) for name, h in sorted(self.health.items())))
 
     async def follow_changes(self) -> None:
         """status.json follows a change within a second: one write per change, not per cycle (eMMC wear)."""
-        written = self._salient()
-        while not await stopped_within(self.stop_event, CHANGE_CHECK_S):
+        written: tuple[Any, ...] = ()
+        while True:
+            self.announce_storage()
             if (current := self._salient()) != written:
                 write_runtime(self.config.state_dir, self.runtime_snapshot())
                 self.notifier.status(self.status_text())
                 written = current
+            if await stopped_within(self.stop_event, CHANGE_CHECK_S):
+                return
 
     async def publish_readiness(self) -> None:
         """Every readiness interval: the agent's own retained verdict (agent.readiness.model)."""
         while not await stopped_within(self.stop_event, self.config.readiness.interval):
             self.emit([readiness.verdict_reading(self.latest, self.config, now_ms())])
 
-    async def watchdog(self, interval: float) -> None:
+    def problem(self) -> tuple[str, bool] | None:
+        """(what is wrong, whether it is for good) if a part is dead, failed or stuck."""
+        if self.publisher.failed or not self.publisher.alive:
+            return f"publisher {self.publisher.state}: {self.publisher.last_fault or 'thread ended'}", True
+        if time.monotonic() - self.publisher.heartbeat >= STALL_S:
+            return f"publisher stuck for {time.monotonic() - self.publisher.heartbeat:.0f} s", False
+        failed = [f"{name} ({part.last_error})" for name, part in sorted(self.parts.items()) if part.state == "failed"]
+        return (f"part failed: {', '.join(failed)}", True) if failed else None
+
+    async def watch(self, ping_every: float | None) -> None:
+        """Ping systemd's watchdog (if it has one) only while every part makes progress; stop the
+        agent with exit status 1 when a part failed for good, so systemd restarts it."""
+        last_ping = float("-inf")
         while not self.stop_event.is_set():
-            if self.publisher.alive and time.monotonic() - self.publisher.heartbeat < STALL_S:
+            found = self.problem()
+            if found is not None:
+                what, for_good = found
+                if for_good:
+                    log.critical("a part of the agent failed for good, stopping so it is restarted problem=%s", what)
+                    self.notifier.status(f"failed: {what}")
+                    self.exit_status = 1
+                    self.stop_event.set()
+                    return
+                log.error("withholding the watchdog ping problem=%s", what)
+            elif ping_every is not None and time.monotonic() - last_ping >= ping_every:
                 self.notifier.watchdog()
-            else:
-                log.error("publisher thread is not making progress; withholding the watchdog ping")
-            await stopped_within(self.stop_event, interval)
+                last_ping = time.monotonic()
+            await stopped_within(self.stop_event, min(CHANGE_CHECK_S, ping_every or CHANGE_CHECK_S))
 
     def request_reload(self) -> None:
         """SIGHUP: load the config file again; keep running on the old one if it is unusable."""
@@ -200,14 +270,13 @@ class Agent:
                  self.config.node.id, len(self.collectors), self.session.session, self.first_seq,
                  self.spool.depth)
         phases = spread_phases([c.interval for c in self.collectors])
-        tasks = [asyncio.create_task(run_collector(c, self.emit, self.stop_event, health=self.health[c.name],
-                                                   phase=phase), name=c.name)
-                 for c, phase in zip(self.collectors, phases)]
-        tasks.append(asyncio.create_task(self.report(), name="report"))
-        tasks.append(asyncio.create_task(self.follow_changes(), name="status-file"))
-        tasks.append(asyncio.create_task(self.publish_readiness(), name="readiness"))
-        if (interval := watchdog_interval()) is not None:
-            tasks.append(asyncio.create_task(self.watchdog(interval), name="watchdog"))
+        bodies = {f"collector:{c.name}": (lambda c=c, phase=phase: run_collector(
+            c, self.emit, self.stop_event, health=self.health[c.name], phase=phase))
+            for c, phase in zip(self.collectors, phases)}
+        bodies.update({"report": self.report, "status-file": self.follow_changes, "readiness": self.publish_readiness})
+        tasks = [asyncio.create_task(supervise(name, body, self.parts[name], self.stop_event), name=name)
+                 for name, body in bodies.items()]
+        tasks.append(asyncio.create_task(self.watch(watchdog_interval()), name="watch"))
         write_runtime(self.config.state_dir, self.runtime_snapshot())
         self.notifier.ready(self.status_text())
         await self.stop_event.wait()
@@ -220,8 +289,8 @@ class Agent:
             await collector.close()
         flushed = await asyncio.to_thread(self.publisher.stop, self.config.spool.stop_timeout)
         write_runtime(self.config.state_dir, self.runtime_snapshot(stopped=True))
-        log.info("agent stopped node=%s flushed=%s backlog=%d reload=%s", self.config.node.id, flushed,
-                 self.spool.depth, reloading)
+        log.info("agent stopped node=%s flushed=%s backlog=%d reload=%s exit_status=%d", self.config.node.id,
+                 flushed, self.spool.depth, reloading, self.exit_status)
         self.spool.close()
         for sig in handled:
             loop.remove_signal_handler(sig)
@@ -234,11 +303,11 @@ def run(config: Config, *, config_path: Path | None = None, root: Path = Path("/
     while True:
         try:
             agent = Agent(config, private_key, root=root, config_path=config_path, notifier=notifier)
-        except (SettingsFileError, OSError, sqlite3.Error) as exc:  # MQTT files, state dir, spool database
+        except (SettingsFileError, OSError) as exc:  # MQTT files (storage faults never stop a start)
             log.error("cannot start: %s", exc)
             return 2
         asyncio.run(agent.run())
-        if agent.reload_to is None:
-            return 0
+        if agent.reload_to is None or agent.exit_status:
+            return agent.exit_status
         config, private_key = agent.reload_to
         log.info("running on the reloaded config path=%s", config_path)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BeforeValidator, Field, field_validator, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 
 from agent.core.settings import ConfigPath, Name, PositiveDuration, Section
 
@@ -21,25 +21,45 @@ def parse_size(value: object) -> int:
     """Bytes from an integer or a string such as "64MiB", "500MB" or "1GiB"."""
     if isinstance(value, bool):
         raise ValueError("expected a size such as 67108864 or \"64MiB\"")
-    if isinstance(value, int):
-        size = value
-    elif isinstance(value, str) and (match := _SIZE.match(value)):
-        size = int(float(match.group(1)) * _UNIT_BYTES[match.group(2)])
-    else:
-        raise ValueError(f"{value!r} is not a size: write a number of bytes or \"64MiB\", \"1GiB\"")
-    if size < 64 * 1024:
-        raise ValueError("the spool needs at least 64KiB")
-    return size
+    if isinstance(value, int) and value >= 0:
+        return value
+    if isinstance(value, str) and (match := _SIZE.match(value)):
+        return int(float(match.group(1)) * _UNIT_BYTES[match.group(2)])
+    raise ValueError(f"{value!r} is not a size: write a number of bytes or \"64MiB\", \"1GiB\"")
 
 
-ByteSize = Annotated[int, BeforeValidator(parse_size)]
+def at_least(minimum: int, what: str) -> AfterValidator:
+    def check(size: int) -> int:
+        if size < minimum:
+            raise ValueError(f"{what} needs at least {minimum // 1024}KiB")
+        return size
+    return AfterValidator(check)
+
+
+# The smallest spool that holds anything: SQLite's fixed pages, its shared-memory index and
+# a bounded WAL take about 160 KiB before the first message (see agent.delivery.spool).
+MIN_SPOOL_BYTES = 256 * 1024
+SpoolSize = Annotated[int, BeforeValidator(parse_size), at_least(MIN_SPOOL_BYTES, "the spool")]
+MemorySize = Annotated[int, BeforeValidator(parse_size), at_least(64 * 1024, "the memory queue")]
+FreeSpace = Annotated[int, BeforeValidator(parse_size)]
 
 
 class SpoolConfig(Section):
     """Store-and-forward spool in `state_dir`: every message waits here until the broker acks it."""
 
-    max_bytes: ByteSize = Field(
-        128 * 1024**2, description="budget for queued messages (topic + payload bytes), e.g. \"128MiB\""
+    max_bytes: SpoolSize = Field(
+        128 * 1024**2, description="disk budget of the spool: its database, WAL and shared-memory files together, "
+        "e.g. \"128MiB\" (at least 256KiB)"
+    )
+    min_free: FreeSpace = Field(
+        256 * 1024**2, description="free space the spool leaves on its file system for the OS (apt, journald): it "
+        "stops growing before free space falls below this and keeps new messages in memory instead; \"0\" turns "
+        "the reserve off"
+    )
+    memory_bytes: MemorySize = Field(
+        8 * 1024**2, description="in-memory queue used while the spool cannot be written (disk full, read-only, I/O "
+        "errors, the reserve reached): the newest messages by priority, lost if the agent stops before the disk "
+        "takes them back"
     )
     max_age: PositiveDuration = Field(7 * 86400.0, description="messages older than this are dropped, e.g. \"7d\"")
     sync: Literal["normal", "full"] = Field(

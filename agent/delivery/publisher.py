@@ -16,6 +16,12 @@ exponentially with jitter.
 Stop: release the held Will, spool a final "offline" (the goodbye, which is also the Will
 of any connection opened while stopping), flush until the spool is empty or the deadline
 passes, then DISCONNECT cleanly so the broker discards the Will.
+
+Faults: an unexpected error anywhere in the thread (a bug, a spool method raising) is logged
+with its traceback, the connection is dropped and the loop starts over after a backoff
+(`FAULTS`), keeping the held Will. After `MAX_FAULTS` in a row without a connection that
+worked in between, the publisher gives up (`state` "failed", the thread ends): the daemon
+then stops its watchdog pings and exits, and systemd restarts the agent.
 """
 
 from __future__ import annotations
@@ -34,11 +40,14 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 from agent.core.timing import Backoff
 from agent.delivery.config import MqttConfig, read_password, tls_context
-from agent.delivery.spool import Message, Spool, Spooled
+from agent.delivery.message import Message, Spooled
+from agent.delivery.store import Store
 
 log = logging.getLogger(__name__)
 
 RECONNECT = Backoff(base=1.0, cap=30.0)
+FAULTS = Backoff(base=1.0, cap=30.0)  # after an unexpected error in the thread
+MAX_FAULTS = 5  # in a row: about 30 s of retries before the publisher gives up
 CONNACK_TIMEOUT_S = 15.0
 _HANDSHAKE_RESETS = (ConnectionResetError, ConnectionAbortedError, BrokenPipeError)
 
@@ -73,7 +82,7 @@ def _refusal_hint(reason: str) -> str:
 
 
 class Publisher:
-    def __init__(self, config: MqttConfig, client_id: str, spool: Spool, lifecycle: Lifecycle, *,
+    def __init__(self, config: MqttConfig, client_id: str, spool: Store, lifecycle: Lifecycle, *,
                  window: int = 64, rand: Callable[[], float] = random.random) -> None:
         self._config = config
         self._client_id = client_id
@@ -95,6 +104,10 @@ class Publisher:
         self.connections = 0
         self.refused = 0
         self.heartbeat = time.monotonic()
+        self.faults = 0  # unexpected errors in the thread, in all
+        self.last_fault = ""
+        self.restarting = False  # waiting to start over after a fault
+        self.failed = False  # gave up after MAX_FAULTS in a row
 
     # -- the daemon's side --------------------------------------------------------------
 
@@ -114,6 +127,19 @@ class Publisher:
     @property
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def state(self) -> str:
+        """connected, connecting, restarting (after a fault), failed, stopped or not started."""
+        if self.failed:
+            return "failed"
+        if self._thread is None:
+            return "not started"
+        if not self._thread.is_alive():
+            return "stopped"
+        if self.restarting:
+            return "restarting"
+        return "connected" if self.connected else "connecting"
 
     # -- the connection thread ----------------------------------------------------------
 
@@ -139,30 +165,50 @@ class Publisher:
     def _run(self) -> None:
         will: Message | None = None
         will_id: int | None = None
-        attempt = 0
+        attempt = faults = 0
         while not self._past_deadline():
             self.heartbeat = time.monotonic()
-            if self._stop.is_set():
-                will, will_id = self._say_goodbye(), None
-                if self._spool.depth == 0:
-                    self._flushed = True
-                    break
-            elif will is None:
-                will = self._lifecycle.seal_will()
-                will_id = self._spool.put(will, held=True)
             try:
+                if self._stop.is_set():
+                    will, will_id = self._say_goodbye(), None
+                    if self._spool.depth == 0:
+                        self._flushed = True
+                        break
+                elif will is None:
+                    will = self._lifecycle.seal_will()
+                    will_id = self._spool.put(will, held=True)
                 accepted = self._session(will, will_id)
-            except Exception:  # noqa: BLE001 - e.g. a spool error: log it, reconnect, keep the thread alive
-                log.exception("publisher session failed broker=%s", self._config.url)
-                self.connected, self.last_error, accepted = False, "internal error (see log)", False
+            except Exception as exc:  # noqa: BLE001 - whatever it was: log it, start over, never die silently
+                faults += 1
+                if self._fault(exc, faults):
+                    break
+                continue
             if accepted:
-                attempt, will = 0, None  # that Will is spent, or waits in the spool as held
+                attempt, faults, will = 0, 0, None  # that Will is spent, or waits in the spool as held
                 if self._flushed:
                     break
             else:
                 attempt += 1
             self._wait(1.0 if self._stop.is_set() else RECONNECT.delay(attempt, self._rand))
         self.connected = False
+
+    def _fault(self, exc: Exception, in_a_row: int) -> bool:
+        """Log an unexpected error with its cause and wait to start over; True to give up."""
+        self.faults += 1
+        self.connected, self.last_fault = False, repr(exc)[:300]
+        self.last_error = f"internal error: {self.last_fault}"
+        if in_a_row >= MAX_FAULTS:
+            self.failed = True
+            log.critical("publisher gave up after %d faults in a row broker=%s error=%r", in_a_row,
+                         self._config.url, exc, exc_info=exc)
+            return True
+        delay = FAULTS.delay(in_a_row, self._rand)
+        log.error("publisher fault, starting over broker=%s error=%r in_a_row=%d restart_in_s=%.1f",
+                  self._config.url, exc, in_a_row, delay, exc_info=exc)
+        self.restarting = True
+        self._wait(delay)
+        self.restarting = False
+        return False
 
     def _make_client(self, will: Message) -> mqtt.Client:
         protocol = mqtt.MQTTv5 if self._config.protocol == "5" else mqtt.MQTTv311
@@ -184,18 +230,26 @@ class Publisher:
             link, mid, reason_code)
         if not self._open(link):
             return False
-        self.connected = True
-        self.connections += 1
-        self.last_error = ""
-        released = 0
-        if not self._stop.is_set():
-            released = self._spool.release_held(keep=will_id)
-            self._spool.put(self._lifecycle.seal_birth(will))
-        log.info("connected to broker broker=%s protocol=%s released_wills=%d backlog=%d",
-                 self._config.url, self._config.protocol, released, self._spool.depth)
-        lost = self._pump(link)
-        if link.acked:
-            self._spool.ack(link.acked)
+        try:
+            self.connected = True
+            self.connections += 1
+            self.last_error = ""
+            released = 0
+            if not self._stop.is_set():
+                released = self._spool.release_held(keep=will_id)
+                self._spool.put(self._lifecycle.seal_birth(will))
+            log.info("connected to broker broker=%s protocol=%s released_wills=%d backlog=%d",
+                     self._config.url, self._config.protocol, released, self._spool.depth)
+            lost = self._pump(link)
+            if link.acked:
+                self._spool.ack(link.acked)
+        except BaseException:
+            # A fault mid-session: leave cleanly (the Will stays held in the spool and is released
+            # on the next connection), so no half-dead connection lingers at the broker.
+            self.connected = False
+            link.client.disconnect()
+            link.client.loop(0.1)
+            raise
         self.connected = False
         self._close(link, lost)
         return True

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from agent.core.reading import Priority
+from agent.delivery.config import MIN_SPOOL_BYTES
 from agent.delivery.spool import FILENAME, Message, Spool, read_stats_file
 
 
@@ -83,33 +84,69 @@ def test_equal_streams_take_turns_when_slots_free_up_one_at_a_time(tmp_path: Pat
     assert spool.next_batch({}, 1)[0].stream != spool.next_batch({}, 1)[0].stream
 
 
+def kept(spool: Spool) -> list[tuple[int, int]]:
+    """(priority, n) of every queued message, in id order."""
+    return [(int(p.split(b":")[0][1:]), int(p.split(b":")[1])) for p in payloads(spool.next_batch({}, 10_000))]
+
+
+def numbered(priority: Priority, n: int, size: int = 1000) -> Message:
+    return Message(f"edge/n1/p{int(priority)}", f"p{int(priority)}:{n}:".encode().ljust(size, b"."), f"p{int(priority)}",
+                   priority)
+
+
+def on_disk(spool: Spool) -> int:
+    """The spool's footprint: database, WAL and shared-memory files."""
+    return sum(spool.path.with_name(spool.path.name + s).stat().st_size for s in ("", "-wal", "-shm")
+               if spool.path.with_name(spool.path.name + s).exists())
+
+
 def test_full_spool_drops_least_important_then_oldest_and_counts_it(tmp_path: Path) -> None:
-    size = len("edge/n1/x") + 100
-    spool = open_spool(tmp_path, max_bytes=10 * size)
-    spool.put_many([message("x", n, Priority.SECURITY) for n in range(2)])
-    spool.put_many([message("x", n, Priority.BULK) for n in range(2, 6)])
-    spool.put_many([message("x", n, Priority.STATE) for n in range(6, 10)])
-    assert spool.depth == 10
-    spool.put(message("x", 10, Priority.STATE))  # one over: the oldest bulk goes
-    kept = [int(p.split(b":")[1]) for p in payloads(spool.next_batch({}, 100))]
-    assert kept == [0, 1, 3, 4, 5, 6, 7, 8, 9, 10]
-    spool.put_many([message("x", n, Priority.SECURITY) for n in range(11, 16)])
-    kept = [int(p.split(b":")[1]) for p in payloads(spool.next_batch({}, 100))]
-    # The three remaining bulk, then the two oldest state messages, were dropped.
-    assert kept == [0, 1, 8, 9, 10, 11, 12, 13, 14, 15]
-    stats = spool.stats()
-    assert stats.dropped == {"full.bulk": 4, "full.state": 2}
-    assert stats.dropped_total == 6
-    assert spool.bytes <= 10 * size
+    spool = open_spool(tmp_path, max_bytes=MIN_SPOOL_BYTES)
+    spool.put_many([numbered(Priority.SECURITY, n) for n in range(10)])
+    for n in range(300):
+        spool.put(numbered(Priority.BULK, n))
+    first = kept(spool)
+    bulk = [n for p, n in first if p == Priority.BULK]
+    assert [n for p, n in first if p == Priority.SECURITY] == list(range(10))
+    assert 0 < len(bulk) < 300 and bulk == list(range(300 - len(bulk), 300))  # the newest bulk, oldest gone
+    assert spool.stats().dropped == {"full.bulk": 300 - len(bulk)}
+    for n in range(300):
+        spool.put(numbered(Priority.STATE, n))
+    second = kept(spool)
+    state = [n for p, n in second if p == Priority.STATE]
+    assert [n for p, n in second if p == Priority.SECURITY] == list(range(10))
+    assert not [n for p, n in second if p == Priority.BULK]
+    assert state == list(range(300 - len(state), 300))
+    assert spool.stats().dropped == {"full.bulk": 300, "full.state": 300 - len(state)}
+    assert spool.stats().dropped_total == 600 - len(state)
+    assert on_disk(spool) <= MIN_SPOOL_BYTES
 
 
-def test_a_bulk_message_into_a_spool_full_of_security_drops_itself(tmp_path: Path) -> None:
-    size = len("edge/n1/x") + 100
-    spool = open_spool(tmp_path, max_bytes=3 * size)
-    spool.put_many([message("x", n, Priority.SECURITY) for n in range(3)])
-    spool.put(message("x", 3, Priority.BULK))
-    assert [int(p.split(b":")[1]) for p in payloads(spool.next_batch({}, 10))] == [0, 1, 2]
-    assert spool.stats().dropped == {"full.bulk": 1}
+def test_bulk_arriving_at_a_spool_full_of_security_never_displaces_it(tmp_path: Path) -> None:
+    spool = open_spool(tmp_path, max_bytes=MIN_SPOOL_BYTES)
+    for n in range(300):
+        spool.put(numbered(Priority.SECURITY, n))
+    security = [n for p, n in kept(spool) if p == Priority.SECURITY]
+    for n in range(100):
+        spool.put(numbered(Priority.BULK, n))
+    after = kept(spool)
+    assert [n for p, n in after if p == Priority.SECURITY] == security
+    bulk = [n for p, n in after if p == Priority.BULK]
+    # What fits in the pages the spool already has stays (the newest); the rest is dropped.
+    assert bulk == list(range(100 - len(bulk), 100)) and len(bulk) < 100
+    assert spool.stats().dropped["full.bulk"] == 100 - len(bulk)
+
+
+def test_the_footprint_with_wal_stays_within_budget_under_churn(tmp_path: Path) -> None:
+    budget = 1024 * 1024
+    spool = open_spool(tmp_path, max_bytes=budget)
+    for n in range(3000):
+        ids = spool.put_many([numbered(Priority(n % 3), n, size=200 + (n * 37) % 2500) for _ in range(3)])
+        if n % 5 == 0:
+            spool.ack(ids[:1])
+        assert on_disk(spool) <= budget
+    assert spool.stats().dropped_total > 1000  # it was full most of the time
+    assert spool.bytes == spool.stats().bytes
 
 
 def test_expire_drops_old_messages_and_counts_them(tmp_path: Path) -> None:
@@ -160,12 +197,12 @@ def test_spool_is_sqlite_in_wal_mode_with_the_chosen_sync(tmp_path: Path) -> Non
     assert spool._conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
 
 
-@pytest.mark.parametrize("sizes", [[300, 50, 700, 20], [1000], [10] * 30])
+@pytest.mark.parametrize("sizes", [[300, 50, 700, 20], [100_000] * 5, [3000] * 300])
 def test_byte_total_matches_the_database(tmp_path: Path, sizes: list[int]) -> None:
-    spool = open_spool(tmp_path, max_bytes=1500)
+    spool = open_spool(tmp_path, max_bytes=MIN_SPOOL_BYTES)
     for n, size in enumerate(sizes):
         spool.put(message("a", n, Priority(n % 3), size=size))
-    assert spool.bytes == spool.stats().bytes <= 1500
+    assert spool.bytes == spool.stats().bytes < MIN_SPOOL_BYTES
 
 
 def test_a_rotation_notice_leads_the_batch_whatever_the_stream_turn(tmp_path):

@@ -17,7 +17,7 @@ def test_sizes(text: object, expected: int) -> None:
     assert parse_size(text) == expected
 
 
-@pytest.mark.parametrize("bad", ["lots", "-1MiB", "12 parsecs", True, 1000])
+@pytest.mark.parametrize("bad", ["lots", "-1MiB", "12 parsecs", True, -5])
 def test_bad_sizes_are_refused(bad: object) -> None:
     with pytest.raises(ValueError):
         parse_size(bad)
@@ -33,3 +33,13 @@ def test_section_in_the_agent_config() -> None:
 def test_unknown_sync_mode_is_refused() -> None:
     with pytest.raises(ValidationError):
         SpoolConfig(sync="sometimes")
+
+
+def test_spool_and_memory_queue_have_a_floor_and_the_reserve_may_be_off() -> None:
+    with pytest.raises(ValidationError, match="the spool needs at least 256KiB"):
+        SpoolConfig(max_bytes="64KiB")
+    with pytest.raises(ValidationError, match="the memory queue needs at least 64KiB"):
+        SpoolConfig(memory_bytes=1000)
+    config = SpoolConfig(min_free="0", memory_bytes="1MiB")
+    assert (config.min_free, config.memory_bytes) == (0, 1024**2)
+    assert SpoolConfig().min_free == 256 * 1024**2
