@@ -40,8 +40,11 @@ def write_runtime(state_dir: Path, snapshot: dict[str, Any]) -> bool:
         os.replace(tmp, path)  # no fsync: it is rewritten at every change
         return True
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         replace_error = exc
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass  # read-only: there is no temporary file either
     try:
         text = data.rstrip()
         with path.open("r+b") as handle:

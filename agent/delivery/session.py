@@ -61,7 +61,10 @@ def write_atomically(path: Path, data: bytes) -> None:
             os.close(fd)
         os.replace(tmp, path)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass  # read-only: there is no temporary file either
         raise
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:

@@ -457,15 +457,29 @@ class Spool:
         return self._write("release", lambda: sum(self._conn.execute(
             f"UPDATE {table(p)} SET held = 0 WHERE held = 1 AND id IS NOT ?", (keep,)).rowcount for p in PRIORITIES))
 
+    def release(self, ids: Sequence[int]) -> int:
+        """Make these held messages publishable (released earlier while the spool could not be written)."""
+        marks = ",".join("?" * len(ids))
+        return self._write("release", lambda: sum(self._conn.execute(
+            f"UPDATE {table(p)} SET held = 0 WHERE id IN ({marks})", tuple(ids)).rowcount for p in PRIORITIES))
+
+    def held_ids(self, keep: int | None = None) -> set[int]:
+        """Ids of the held messages, except `keep`."""
+        with self._lock:
+            return {row[0] for row in self._conn.execute(
+                "SELECT id FROM message WHERE held = 1 AND id IS NOT ?", (keep,))}
+
     # -- reads --------------------------------------------------------------------------
 
-    def rows(self, stream: str, after: int, limit: int) -> list[Spooled]:
-        """Up to `limit` publishable messages of `stream` with an id above `after`, oldest first."""
+    def rows(self, stream: str, after: int, limit: int, released: Sequence[int] = ()) -> list[Spooled]:
+        """Up to `limit` publishable messages of `stream` with an id above `after`, oldest first;
+        `released`: held messages to treat as released."""
         with self._lock:
             rows = self._conn.execute(
                 "SELECT id, topic, payload, retain FROM message"
-                " WHERE stream = ? AND id > ? AND held = 0 ORDER BY id LIMIT ?",
-                (stream, after, limit),
+                f" WHERE stream = ? AND id > ? AND (held = 0 OR id IN ({','.join('?' * len(released))}))"
+                " ORDER BY id LIMIT ?",
+                (stream, after, *released, limit),
             ).fetchall()
         return [Spooled(r[0], stream, r[1], bytes(r[2]), bool(r[3])) for r in rows]
 

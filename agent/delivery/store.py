@@ -61,17 +61,25 @@ LOG_EVERY_S = 10.0  # memory-queue drops are summed and logged at most this ofte
 T = TypeVar("T")
 
 
+def _probe(directory: Path) -> int | None:
+    """The errno of creating a file in `directory` (None if that works): SQLite reports a
+    read-only remount by ext4 as an I/O error, and only the file system tells them apart."""
+    probe = directory / ".write-probe"
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT, 0o600))
+        os.unlink(probe)
+    except OSError as exc:
+        return exc.errno
+    return None
+
+
 def cause_of(exc: BaseException, directory: Path) -> str:
     """A storage failure in the operator's words: disk full, read-only, I/O error, ..."""
     if isinstance(exc, ReserveReached):
         return "disk reserve reached"
     name = getattr(exc, "sqlite_errorname", "") or ""
-    number = getattr(exc, "errno", None)
-    try:
-        read_only = bool(os.statvfs(directory).f_flag & os.ST_RDONLY)
-    except OSError:
-        read_only = False
-    if read_only or name.startswith("SQLITE_READONLY") or number == errno.EROFS:
+    number = getattr(exc, "errno", None) or _probe(directory)
+    if name.startswith("SQLITE_READONLY") or number == errno.EROFS:
         return "read-only"
     if name == "SQLITE_FULL" or number == errno.ENOSPC:
         return "disk full"
@@ -111,6 +119,7 @@ class Store:
         self._writable = False
         self._next_id = 1
         self._pending_acks: set[int] = set()  # acked spool rows the spool could not delete yet
+        self._released: set[int] = set()  # held spool rows released while the spool could not say so
         self._unsaved: dict[str, int] = {}  # counts the spool could not take yet
         self._unsaved_ack_ms: int | None = None
         self._unlogged_drops: dict[int, int] = {}
@@ -177,7 +186,7 @@ class Store:
 
     def _recover(self, *, force: bool = False) -> None:
         """Back to disk if it takes writes again: deletes acked rows, moves memory, saves counts."""
-        if self._writable and not self._pending_acks and not self._unsaved_counts():
+        if self._writable and not self._pending_acks and not self._released and not self._unsaved_counts():
             return
         if not force and time.monotonic() < self._retry_at:
             return
@@ -193,6 +202,11 @@ class Store:
             if not done:
                 return
             self._pending_acks.clear()
+        if self._released:
+            done, _ = self._attempt("release", lambda db: db.release(sorted(self._released)))
+            if not done:
+                return
+            self._released.clear()
         while self.memory.depth:
             chunk = self.memory.oldest(MIGRATE_CHUNK)
             done, _ = self._attempt("move from memory", lambda db: db.insert(chunk))
@@ -320,7 +334,7 @@ class Store:
         out: list[Spooled] = []
         if self._db is not None:
             wanted = limit + len(self._pending_acks)
-            done, rows = self._attempt("read", lambda db: db.rows(stream, after, wanted))
+            done, rows = self._attempt("read", lambda db: db.rows(stream, after, wanted, sorted(self._released)))
             if done and rows is not None:
                 out = [row for row in rows if row.id not in self._pending_acks][:limit]
                 if len(rows) == wanted:
@@ -360,6 +374,10 @@ class Store:
         with self._lock:
             released = self.memory.release_held(keep)
             done, on_disk = self._attempt("release", lambda db: db.release_held(keep))
+            if not done:  # remember it here until the spool takes writes again
+                found, held = self._attempt("read", lambda db: db.held_ids(keep))
+                self._released |= held or set()
+                on_disk = len(held or ())
             self.generation += 1
             return released + (on_disk or 0)
 
@@ -391,7 +409,7 @@ class Store:
             return SpoolStats(
                 depth=base.depth - len(self._pending_acks) + self.memory.depth,
                 bytes=base.bytes + self.memory.message_bytes,
-                held=base.held + self.memory.held(), oldest_ms=min(oldest, default=None),
+                held=base.held - len(self._released) + self.memory.held(), oldest_ms=min(oldest, default=None),
                 depth_by_priority=by_priority, dropped=dict(sorted(dropped.items())),
                 acked=base.acked + self._unsaved.get("acked", 0), last_ack_ms=max(acks, default=None),
             )

@@ -117,9 +117,9 @@ class AgentProcess:
     """`edge-agent run -c PATH` as a subprocess, with a config written for the test."""
 
     def __init__(self, directory: Path, port: int, key_path: Path, *, host_interval: str = "100ms",
-                 spool_section: str = "", extra: str = "") -> None:
+                 spool_section: str = "", extra: str = "", state_dir: Path | None = None) -> None:
         self.directory = directory
-        self.state_dir = directory / "state"
+        self.state_dir = state_dir or directory / "state"
         self.config_path = directory / "agent.toml"
         self.log_path = directory / "agent.log"
         self.port = port
