@@ -8,7 +8,8 @@ returns a `Readiness`:
 - *security*: security updates pending against the patch SLA, reboot pending, patch state
   unknown or stale, failed hardening checks, messages that failed verification, revoked key;
 - *operations*: node offline or silent, each device's outage against its tolerable
-  downtime, host health (disk, memory, temperature, clock sync, failed units).
+  downtime, host health (disk, memory, temperature, clock sync, failed units), the agent's
+  own storage (spool not writable, spool quarantined).
 
 Levels, worst last: ready < degraded < at_risk < down. An outage ladders by criticality:
 inside its tolerance a critical asset is at risk and any other degraded; past it a critical
@@ -206,6 +207,26 @@ def host_reasons(latest: dict[str, dict], policy: Policy, now_ms: int) -> list[R
     return out
 
 
+def storage_reasons(latest: dict[str, dict]) -> list[Reason]:
+    """What the node's status says about its own storage (agent.delivery.store): new readings
+    held in memory because the spool cannot be written, or a corrupt spool quarantined in this run."""
+    storage = _dict(_dict(latest.get("status", {}).get("body")).get("storage"))
+    out = []
+    if storage.get("state") == "degraded":
+        held = storage.get("memory_depth")
+        text = f"storage {storage.get('cause') or 'failing'}: " + (
+            f"{held} new messages held in memory, lost if the agent stops" if isinstance(held, int) else
+            "new messages held in memory")
+        out.append(Reason(OPERATIONS, DEGRADED, "storage_degraded", text, "storage"))
+    quarantined = _dict(storage.get("quarantined"))
+    if quarantined:
+        lost = quarantined.get("lost")
+        out.append(Reason(OPERATIONS, DEGRADED, "spool_quarantined",
+                          f"spool was corrupt and quarantined: {quarantined.get('salvaged')} messages salvaged, "
+                          f"{'an unknown number' if lost is None else lost} lost", "storage"))
+    return out
+
+
 # ----------------------------------------------------------------------------- security
 
 
@@ -299,6 +320,7 @@ def evaluate(latest: dict[str, dict], policy: Policy, now_ms: int, *, last_heard
     reasons = node_liveness(latest, policy, now_ms, last_heard_ms, silent_after_ms)
     if not reasons:  # an absent node's device and host readings are history, not news
         reasons += device_reasons(latest, policy, now_ms) + host_reasons(latest, policy, now_ms)
+        reasons += storage_reasons(latest)
     reasons += patch_reasons(latest, policy, now_ms) + posture_reasons(latest)
     reasons += integrity_reasons(rejected or {}) + disagreement_reasons(disagreement)
     return Readiness(tuple(reasons))

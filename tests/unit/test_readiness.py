@@ -105,6 +105,12 @@ CASES = [
      "clock_unsynced", DEGRADED, "clock not synchronised (offset 2500 ms)"),
     ("failed systemd units", with_change("host:failed_units", ["hmi.service"]), {}, "failed_units", DEGRADED,
      "1 systemd unit(s) failed: hmi.service"),
+    ("spool not writable", with_change("status:storage", {"state": "degraded", "cause": "disk full",
+                                                          "memory_depth": 120, "quarantined": None}),
+     {}, "storage_degraded", DEGRADED, "storage disk full: 120 new messages held in memory, lost if the agent stops"),
+    ("spool quarantined", with_change("status:storage", {"state": "ok", "cause": "", "quarantined": {
+        "salvaged": 480, "lost": 520, "path": "/var/lib/edge-agent/spool.db.corrupt-x", "problem": "malformed"}}),
+     {}, "spool_quarantined", DEGRADED, "spool was corrupt and quarantined: 480 messages salvaged, 520 lost"),
     ("no patch status", with_change("patches", None), {}, "patches_no_data", DEGRADED, "no patch status reported yet"),
     ("patch state stale", healthy() | {
         "patches": msg({"status": "stale", "status_reasons": ["package lists 40 days old"], "security_updates": []})},

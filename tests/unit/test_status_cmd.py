@@ -49,3 +49,28 @@ def test_an_unreadable_spool_is_reported_not_raised(tmp_path: Path, capsys) -> N
     (tmp_path / spool.FILENAME).write_bytes(b"this is not a database" * 100)
     assert cli.main(["status", "--state-dir", str(tmp_path)]) == 1
     assert "cannot read" in capsys.readouterr().out
+
+
+def test_storage_faults_publisher_and_quarantine_are_shown(tmp_path: Path) -> None:
+    (tmp_path / "spool.db.corrupt-20261127T130000.000Z").write_bytes(b"damaged")
+    (tmp_path / "spool.db.corrupt-20261127T130000.000Z.json").write_text(
+        '{"at_ms": 1000, "path": "/s/spool.db.corrupt-20261127T130000.000Z", "problem": "database disk image is '
+        'malformed", "salvaged": 480, "lost": 520}')
+    write_runtime(tmp_path, {
+        "pid": os.getpid(), "updated_ms": 4000, "session": "2.cd", "stopped": False,
+        "publisher": {"state": "restarting", "faults": 2, "last_fault": "RuntimeError('boom')"},
+        "storage": {"state": "degraded", "cause": "disk full", "since_ms": 3000, "memory_depth": 120,
+                    "memory_bytes": 300_000, "memory_max_bytes": 8 * 1024**2, "free_bytes": 0,
+                    "min_free": 256 * 1024**2, "last_error": "disk full: database or disk is full"},
+        "sequence": {"persisted": False, "write_error": "[Errno 28] No space left on device"},
+        "parts": {"report": {"state": "restarting", "restarts": 1, "last_error": "OSError(28)"},
+                  "readiness": {"state": "running", "restarts": 0, "last_error": ""}},
+    })
+    text = status_cmd.render(status_cmd.gather(tmp_path), now_ms=5000)
+    assert "publisher:      restarting, 2 faults, last: RuntimeError('boom')" in text
+    assert "storage:        DEGRADED: disk full since" in text and "120 messages (293 KiB) in memory, max 8.0 MiB" in text
+    assert "0 KiB free, reserve 256.0 MiB" in text
+    assert "sequence:       NOT persisted, numbering from memory ([Errno 28] No space left on device)" in text
+    assert "report" in text and "restarting, 1 restarts, last error: OSError(28)" in text and "readiness" not in text
+    assert "quarantined:    /s/spool.db.corrupt-20261127T130000.000Z at" in text
+    assert "480 salvaged, 520 lost (database disk image is malformed)" in text
