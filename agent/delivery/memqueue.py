@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from agent.core.reading import Priority
 from agent.delivery.message import Message
 
-ITEM_OVERHEAD = 240  # bytes of Python objects per queued message (measured in bench/delivery.py)
+ITEM_OVERHEAD = 450  # bytes of Python objects per queued message (measured: bench/storage.py)
 
 
 @dataclass

@@ -173,8 +173,7 @@ def _readable_rows(conn: sqlite3.Connection, where: _Table) -> list[tuple]:
         for start in range(0, len(missing), 100):
             _fetch(conn, select, missing[start:start + 100], got)
     else:
-        top = _try(conn, "SELECT value FROM counter WHERE name = 'last_id'")
-        top = _try(conn, "SELECT MAX(seq) FROM sqlite_sequence") if not isinstance(top, int) else top
+        top = _try(conn, f"SELECT MAX(id) FROM {where.name}")  # the b-tree's right edge may still read
         ids = [0, *sorted(got), max(top if isinstance(top, int) else 0, max(got, default=0)) + 1]
         budget = [MAX_QUERIES]
         for low, high in ((a + 1, b - 1) for a, b in zip(ids, ids[1:]) if b - a > 1):

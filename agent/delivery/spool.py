@@ -100,9 +100,6 @@ def _migrate_single_table(conn: sqlite3.Connection) -> None:
         for p in PRIORITIES:
             conn.execute(f"INSERT INTO {table(p)} ({_COLUMNS}) SELECT {_COLUMNS} FROM message_single"
                          " WHERE priority = ?", (p,))
-        top = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM sqlite_sequence").fetchone()[0]
-        conn.execute("INSERT OR REPLACE INTO counter (name, value) VALUES ('last_id', MAX(?, COALESCE("
-                     "(SELECT value FROM counter WHERE name = 'last_id'), 0)))", (top,))
         conn.execute("DROP TABLE message_single")
         conn.execute("COMMIT")
     except BaseException:
@@ -221,6 +218,7 @@ class Spool:
         self._lock = threading.Lock()
         self._turn = 0
         self._drops: list[tuple[str, int, int]] = []  # (reason, priority, count), logged after COMMIT
+        path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._conn = _connect(path, sync, self.bounds)
         except sqlite3.DatabaseError as exc:
@@ -273,19 +271,19 @@ class Spool:
         budget; ReserveReached (nothing written) if the disk would fall below the reserve."""
         if not items:
             return
-        free = self._disk_free(self.path.parent) if self.min_free else 0
-        wal_room = max(0, self.bounds.wal_bytes - _file_size(self.path.with_name(self.path.name + "-wal")))
+        if self.min_free:
+            free = self._disk_free(self.path.parent)
+            wal_room = max(0, self.bounds.wal_bytes - _file_size(self.path.with_name(self.path.name + "-wal")))
 
         def body() -> None:
-            pages_before = self._pragma("page_count")
+            pages_before = self._pragma("page_count") if self.min_free else 0
             for item in items:
                 self._insert_locked(item)
-            self._conn.execute("INSERT INTO counter (name, value) VALUES ('last_id', ?) ON CONFLICT (name)"
-                               " DO UPDATE SET value = MAX(value, excluded.value)", (items[-1].id,))
             self._evict_locked()
-            grown = (self._pragma("page_count") - pages_before) * PAGE_SIZE
-            if self.min_free and free - grown - wal_room < self.min_free:
-                raise ReserveReached(f"{free} bytes free, {grown + wal_room} more needed, reserve {self.min_free}")
+            if self.min_free:
+                grown = (self._pragma("page_count") - pages_before) * PAGE_SIZE
+                if free - grown - wal_room < self.min_free:
+                    raise ReserveReached(f"{free} bytes free, {grown + wal_room} more needed, reserve {self.min_free}")
 
         self._write("insert", body)
         self.last_id = max(self.last_id, items[-1].id)
@@ -401,9 +399,7 @@ class Spool:
     def _reload_locked(self) -> None:
         count, size, top = self._conn.execute(
             "SELECT COUNT(*), COALESCE(SUM(size), 0), COALESCE(MAX(id), 0) FROM message").fetchone()
-        recorded = self._conn.execute("SELECT value FROM counter WHERE name = 'last_id'").fetchone()
-        self._count, self._bytes = int(count), int(size)
-        self.last_id = max(int(top), recorded[0] if recorded else 0)
+        self._count, self._bytes, self.last_id = int(count), int(size), int(top)
         self._streams: dict[str, int] = dict(
             self._conn.execute("SELECT stream, MAX(priority) FROM message GROUP BY stream").fetchall())
 

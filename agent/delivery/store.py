@@ -131,10 +131,6 @@ class Store:
         self.degraded_since_ms: int | None = None
         self.quarantines: list[quarantine.Quarantine] = []
         self._quarantining = False
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            self._degrade(exc, "open")
         with self._lock:
             self._open()
             if self._db is None:
