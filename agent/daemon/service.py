@@ -54,7 +54,7 @@ CHANGE_CHECK_S = 1.0  # how soon status.json shows a connection or collector sta
 
 class Agent:
     def __init__(self, config: Config, private_key, *, root: Path = Path("/"),
-                 config_path: Path | None = None, notifier: Notifier | None = None) -> None:
+                 config_path: Path | None = None, notifier: Notifier | None = None, carried: list | None = None) -> None:
         self.config = config
         self.config_path = config_path
         self.notifier = notifier or Notifier({})
@@ -66,6 +66,8 @@ class Agent:
         self.spool = Store(config.state_dir / spool.FILENAME, StoreOptions(
             max_bytes=options.max_bytes, max_age_s=options.max_age, sync=options.sync, min_free=options.min_free,
             memory_bytes=options.memory_bytes), accept=self.sealer.vouches_for)
+        self.spool.adopt(carried or [])  # what the previous run on a reloaded config held in memory
+        self.carried: list = []
         self.collectors = registry.build_all(config, root=root)
         self.health = {c.name: CollectorHealth() for c in self.collectors}
         self.parts = {name: PartHealth() for name in ("report", "status-file", "readiness",
@@ -291,7 +293,7 @@ class Agent:
         write_runtime(self.config.state_dir, self.runtime_snapshot(stopped=True))
         log.info("agent stopped node=%s flushed=%s backlog=%d reload=%s exit_status=%d", self.config.node.id,
                  flushed, self.spool.depth, reloading, self.exit_status)
-        self.spool.close()
+        self.carried = self.spool.close(hand_over=reloading)
         for sig in handled:
             loop.remove_signal_handler(sig)
 
@@ -300,9 +302,11 @@ def run(config: Config, *, config_path: Path | None = None, root: Path = Path("/
     """Run until stopped; a SIGHUP with a good config restarts the internals on the new one."""
     private_key = keys.load_private(config.signing.key_file)
     notifier = Notifier()
+    carried: list = []
     while True:
         try:
-            agent = Agent(config, private_key, root=root, config_path=config_path, notifier=notifier)
+            agent = Agent(config, private_key, root=root, config_path=config_path, notifier=notifier,
+                          carried=carried)
         except (SettingsFileError, OSError) as exc:  # MQTT files (storage faults never stop a start)
             log.error("cannot start: %s", exc)
             return 2
@@ -310,4 +314,5 @@ def run(config: Config, *, config_path: Path | None = None, root: Path = Path("/
         if agent.reload_to is None or agent.exit_status:
             return agent.exit_status
         config, private_key = agent.reload_to
+        carried = agent.carried
         log.info("running on the reloaded config path=%s", config_path)

@@ -144,7 +144,10 @@ class Store:
                              sync=self.options.sync, min_free=self.options.min_free, check=True,
                              clock_ms=self._clock_ms, disk_free=self._disk_free)
         except SpoolCorrupt as exc:
-            self._quarantine(str(exc))
+            if self._quarantining:  # the fresh spool is damaged too: the disk itself is failing
+                self._degrade(exc, "open")
+            else:
+                self._quarantine(str(exc))
             return
         except (sqlite3.Error, OSError) as exc:
             self._degrade(exc, "open")
@@ -278,8 +281,7 @@ class Store:
         except OSError as exc:
             log.warning("cannot write the quarantine record path=%s error=%s", moved, exc)
         self.generation += 1
-        self._quarantining = False
-        self._recover(force=True)
+        self._retry_at = 0.0  # the next operation saves the counts and moves memory to the fresh spool
 
     def _keep_counts(self, counts: dict[str, int]) -> None:
         for name, by in counts.items():
@@ -305,8 +307,9 @@ class Store:
 
     @property
     def depth(self) -> int:
-        on_disk = self._db.depth if self._db is not None else 0
-        return on_disk - len(self._pending_acks) + self.memory.depth
+        with self._lock:
+            on_disk = self._db.depth if self._db is not None else 0
+            return on_disk - len(self._pending_acks) + self.memory.depth
 
     def put(self, message: Message, *, held: bool = False) -> int:
         return self.put_many([message], held=held)[0]
@@ -427,13 +430,26 @@ class Store:
                 "quarantined": latest, "quarantines": len(self.quarantines),
             }
 
-    def close(self) -> None:
-        """A last try to put what memory holds on disk; what cannot go there is lost, and said so."""
+    def adopt(self, items: Sequence[Item]) -> None:
+        """Take over the memory queue of the store this one replaces (a config reload)."""
+        with self._lock:
+            if not items:
+                return
+            self._count_memory_drops(self.memory.add_all(items))
+            self._next_id = max(self._next_id, items[-1].id + 1)
+            self._writable, self._retry_at = False, 0.0  # they go to disk before anything newer
+            self.generation += 1
+
+    def close(self, *, hand_over: bool = False) -> list[Item]:
+        """A last try to put what memory holds on disk. What cannot go there is returned with
+        `hand_over` (for the store that takes over), else lost, and said so."""
         with self._lock:
             self._recover(force=True)
-            if self.memory.depth:
+            left = self.memory.oldest(self.memory.depth)
+            if left and not hand_over:
                 log.error("stopping with messages only in memory, they are lost count=%d bytes=%d cause=%s",
                           self.memory.depth, self.memory.bytes, self.cause)
             if self._db is not None:
                 self._db.close()
                 self._db = None
+            return left if hand_over else []

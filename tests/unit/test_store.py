@@ -172,3 +172,22 @@ def test_only_the_newest_quarantined_copies_are_kept(tmp_path: Path) -> None:
     assert len(copies) == quarantine.KEEP
     assert copies[-1].name.endswith("T221324.000Z")  # the newest stayed
     assert [r["salvaged"] for r in quarantine.records(tmp_path / FILENAME)] == [0] * quarantine.KEEP
+
+
+def test_a_reload_hands_the_memory_queue_to_the_next_store(tmp_path: Path) -> None:
+    disk = Disk(free=0)
+    old = open_store(tmp_path, disk)
+    old.put_many([message("s", n) for n in range(2)])  # the reserve: straight to memory
+    ids = old.put_many([message("s", n) for n in range(2, 5)])
+    held = old.close(hand_over=True)
+    assert [item.id for item in held][-3:] == ids
+    new = open_store(tmp_path, disk)
+    new.adopt(held)
+    assert not new.writable and new.memory.depth == 5
+    later = new.put(message("s", 5))
+    assert later > ids[-1]  # numbered after what it took over
+    disk.free = 10**12
+    new.maintain()
+    assert new.writable and on_disk(new.path) == 6
+    assert numbers(new.next_batch({}, 10)) == [0, 1, 2, 3, 4, 5]
+    assert open_store(tmp_path / "other", Disk(free=0)).close() == []  # without hand_over: said lost, none kept
