@@ -354,7 +354,8 @@ class Store:
             return fair_batch(order, cursors, limit, self._rows)
 
     def ack(self, ids: Iterable[int]) -> int:
-        """Remove acknowledged messages wherever they are; return how many were found."""
+        """Remove acknowledged messages wherever they are (rows the spool cannot delete now are
+        skipped until it can); return how many."""
         with self._lock:
             id_list = list(ids)
             in_memory = set(self.memory.ack(id_list))
