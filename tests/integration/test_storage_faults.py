@@ -95,7 +95,9 @@ def test_disk_full_with_the_broker_down_then_space_freed_resumes_spooling(make_b
     wait_until(recorder.client.is_connected, "the recorder's session")
     broker.kill()  # the agent starts into a broker outage
     with tmpfs(tmp_path / "disk", "4m") as disk:
-        agent = AgentProcess(tmp_path, broker.port, node_key[0], state_dir=disk / "state", spool_section=SPOOL)
+        # A budget well below the disk: the spool alone never fills it, the "logs" below do.
+        agent = AgentProcess(tmp_path, broker.port, node_key[0], state_dir=disk / "state",
+                             spool_section=SPOOL + 'max_bytes = "1MiB"\n')
         agent.start()
         try:
             wait_until(lambda: (s := agent.spool_stats()) and s.depth >= 20, "a backlog in the spool")
