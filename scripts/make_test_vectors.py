@@ -35,11 +35,14 @@ NOW_MS = 1_800_000_000_000
 MAX_SKEW_MS = 300_000
 MAX_AGE_MS = 7 * 86_400_000
 RECENT = 8
+# The consumer's bridge prefixes (docs/protocol.md, step 8), in the syntax of --bridge-prefix.
+BRIDGE_PREFIXES = ["site-a/=press-4", "site-b/", "region-1/site-c/=press-5*"]
 FORMAT = "edge-agent envelope v1 test vectors"
 HOW = ("Load trust/ as the trust store (docs/protocol.md, 'Trust store'). Verify the vectors in order with one "
        "stateful verifier (replay guard with 'recent' messages, following key rotations, its clock reading now_ms, "
-       "max_skew_ms and max_age_ms as given). Each payload (payload_base64; payload_text is the same bytes for "
-       "reading, when they are UTF-8) arrives on 'topic' and must get 'valid' and 'reason'. A vector marked "
+       "max_skew_ms and max_age_ms as given, configured with bridge_prefixes). Each payload (payload_base64; "
+       "payload_text is the same bytes for reading, when they are UTF-8) arrives on 'topic' and must get 'valid' "
+       "and 'reason'. A vector marked "
        "'stateful' depends on the vectors before it; a stateless verifier may skip those.")
 
 
@@ -47,8 +50,9 @@ def key(label: str) -> Ed25519PrivateKey:
     return Ed25519PrivateKey.from_private_bytes(hashlib.sha256(f"edge-agent test vector key {label}".encode()).digest())
 
 
-PRESS_1, PRESS_1_NEXT, PRESS_2, PRESS_3, PRESS_3_NEXT, STRANGER = (
-    key(label) for label in ("press-1", "press-1 rotated", "press-2", "press-3", "press-3 rotated", "stranger"))
+PRESS_1, PRESS_1_NEXT, PRESS_2, PRESS_3, PRESS_3_NEXT, STRANGER, PRESS_4, PRESS_5 = (
+    key(label) for label in ("press-1", "press-1 rotated", "press-2", "press-3", "press-3 rotated", "stranger",
+                             "press-4", "press-5"))
 
 
 def kid(private: Ed25519PrivateKey) -> str:
@@ -284,23 +288,65 @@ def rotations(v: Vectors) -> None:
         body=rotation.rotation_body(STRANGER.public_key())), envelope.REVOKED_KEY)
 
 
+def bridged(v: Vectors) -> None:
+    """Through remapping bridges, with the consumer configured with BRIDGE_PREFIXES."""
+    def press_4(seq: int, **kwargs: Any) -> bytes:
+        return seal(PRESS_4, seq=seq, node="press-4", **kwargs)
+
+    v.add("through a bridge: press-4 under its own prefix site-a/", "site-a/edge/press-4/host", press_4(10), None)
+    routed = v.add("through a bridge: press-1 (bound to no prefix) under site-b/, which admits any such node",
+                   "site-b/edge/press-1/host", seal(seq=500), None)
+    v.add("through a two-level prefix: press-5 matched by the pattern press-5*",
+          "region-1/site-c/edge/press-5/modbus/plc-1", seal(PRESS_5, seq=10, node="press-5", stream="modbus/plc-1"),
+          None)
+    v.add("the same message directly: one message whatever its route", "edge/press-1/host", routed,
+          envelope.DUPLICATE, True)
+    v.add("under a prefix no configured bridge adds", "site-x/edge/press-1/host", seal(seq=501),
+          envelope.UNKNOWN_PREFIX)
+    v.add("under the first level of a two-level prefix", "region-1/edge/press-1/host", seal(seq=502),
+          envelope.UNKNOWN_PREFIX)
+    v.add("press-4 (bound to site-a/) under another site's prefix", "site-b/edge/press-4/host", press_4(11),
+          envelope.PREFIX_NOT_ALLOWED)
+    v.add("press-4 (bound to site-a/) without its prefix", "edge/press-4/host", press_4(12),
+          envelope.PREFIX_NOT_ALLOWED)
+    v.add("press-1 under site-a/, which admits press-4 only", "site-a/edge/press-1/host", seal(seq=503),
+          envelope.PREFIX_NOT_ALLOWED)
+    v.add("press-1 under region-1/site-c/, which admits press-5* only", "region-1/site-c/edge/press-1/host",
+          seal(seq=504), envelope.PREFIX_NOT_ALLOWED)
+    v.add("a prefix not ending at a level boundary", "site-aedge/press-4/host", press_4(13), envelope.TOPIC_MISMATCH)
+    v.add("the prefix taken off, the rest is another topic", "site-a/edge/press-4/patches", press_4(14),
+          envelope.TOPIC_MISMATCH)
+    v.add("signed for the bridged topic itself (five levels)", "site-a/edge/press-4/host",
+          press_4(15, topic="site-a/edge/press-4/host"), envelope.TOPIC_MISMATCH)
+    v.add("altered, under an unknown prefix: the signature is checked first", "site-x/edge/press-1/host",
+          canonical({**json.loads(seal(seq=505)), "body": {"cpu": {"percent": 0.5}}}), envelope.BAD_SIGNATURE)
+    v.add("press-2's key speaking for press-1 under site-b/: the route passes, the key binding does not",
+          "site-b/edge/press-1/host", seal(PRESS_2, seq=506), envelope.NODE_NOT_ALLOWED)
+    v.add("timestamp 301 s ahead, under press-4's prefix", "site-a/edge/press-4/host",
+          press_4(16, ts=NOW_MS + MAX_SKEW_MS + 1000), envelope.CLOCK_SKEW)
+    v.add("other content under a number press-4 used, under its prefix", "site-a/edge/press-4/host",
+          press_4(10, body={"cpu": {"percent": 99.0}}), envelope.REPLAY, True)
+
+
 def write(out: Path) -> int:
     v = Vectors()
-    for part in (genuine, non_canonical, malformed, refused, sequence, rotations):
+    for part in (genuine, non_canonical, malformed, refused, sequence, rotations, bridged):
         part(v)
     trust = out / "trust"
     (trust / "press-3").mkdir(parents=True, exist_ok=True)
-    for node, signer in (("press-1", PRESS_1), ("press-2", PRESS_2), ("press-3", PRESS_3)):
+    for node, signer in (("press-1", PRESS_1), ("press-2", PRESS_2), ("press-3", PRESS_3), ("press-4", PRESS_4),
+                         ("press-5", PRESS_5)):
         (trust / f"{node}.pub").write_bytes(keys.public_pem(signer.public_key()))
     keys.write_trusted(trust, "press-3", PRESS_3_NEXT.public_key(), announced_by=kid(PRESS_3))
     (trust / keys.REVOCATION_FILE).write_text(f"{kid(PRESS_3)}  # press-3's key, stolen\n")
     (out / "press-1.pub").write_bytes(keys.public_pem(PRESS_1.public_key()))
     document = {"format": FORMAT, "generator": "scripts/make_test_vectors.py", "how": HOW, "now_ms": NOW_MS,
                 "max_skew_ms": MAX_SKEW_MS, "max_age_ms": MAX_AGE_MS, "recent": RECENT,
+                "bridge_prefixes": BRIDGE_PREFIXES,
                 "keys": {label: {"kid": kid(k), "public_key": envelope._b64(keys.raw_public(k.public_key()))}
                          for label, k in (("press-1", PRESS_1), ("press-1 next", PRESS_1_NEXT), ("press-2", PRESS_2),
                                           ("press-3 (revoked)", PRESS_3), ("press-3 next", PRESS_3_NEXT),
-                                          ("stranger", STRANGER))},
+                                          ("stranger", STRANGER), ("press-4", PRESS_4), ("press-5", PRESS_5))},
                 "vectors": v.items}
     (out / "vectors.json").write_text(json.dumps(document, indent=1) + "\n")
     (out / "README.md").write_text(readme(v.items))
@@ -320,10 +366,11 @@ are exactly what it writes, and runs the reference verifier over them). The rule
 
 - `vectors.json`: {len(items)} messages, each with the topic it arrives on, its bytes
   (`payload_base64`, and `payload_text` when they are UTF-8) and the expected `valid` and
-  `reason`; the clock (`now_ms`), `max_skew_ms`, `max_age_ms` and `recent` to verify with; the
-  keys involved (`kid` and raw `public_key`, base64url).
-- `trust/`: the trust store to verify with: keys of press-1, press-2 and press-3, a key of
-  press-3 introduced by a rotation notice of press-3's key (`press-3/<kid>.announced-by`), and
+  `reason`; the clock (`now_ms`), `max_skew_ms`, `max_age_ms`, `recent` and the bridge prefixes
+  (`bridge_prefixes`, written as `--bridge-prefix` takes them) to verify with; the keys involved
+  (`kid` and raw `public_key`, base64url).
+- `trust/`: the trust store to verify with: keys of press-1 to press-5, a key of press-3
+  introduced by a rotation notice of press-3's key (`press-3/<kid>.announced-by`), and
   `revoked`, which lists press-3's key.
 - `press-1.pub`: the public key (PEM) that most vectors are signed with.
 

@@ -70,5 +70,23 @@ def clock_arguments(parser: argparse.ArgumentParser) -> None:
                              f"(default {MAX_AGE_MS // 86_400_000}d; cover the agents' longest spool backlog)")
 
 
+def _bridge_prefix(text: str):
+    from agent.trust.bridge import BridgePrefix
+
+    try:
+        return BridgePrefix.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def bridge_arguments(parser: argparse.ArgumentParser) -> None:
+    """--bridge-prefix, repeatable: what remapping bridges add in front of the topics (docs/protocol.md)."""
+    parser.add_argument("--bridge-prefix", dest="bridge_prefixes", type=_bridge_prefix, action="append", default=[],
+                        metavar="PREFIX[=NODE,...]",
+                        help="a prefix a bridge adds in front of the agents' topics, e.g. site-a/ (repeat for each "
+                             "site); after '=' the only nodes allowed under it, which then arrive under it only "
+                             "(site-a/=press-1,press-2 or site-a/=line-a-*); docs/protocol.md, bridge prefixes")
+
+
 def log_level_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-level", default="INFO", choices=LOG_LEVELS)

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from agent.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, clock_arguments, fail, tls_arguments
+from agent.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, bridge_arguments, clock_arguments, fail, tls_arguments
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,6 +25,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--count", type=int, default=0, help="stop after N messages (default: no limit)")
     p.add_argument("--timeout", type=float, default=0, help="stop after S seconds (default: no limit)")
     p.add_argument("--topic-prefix", default="edge", help="first topic level (default edge)")
+    p.add_argument("--client-id", default="", metavar="ID",
+                   help="MQTT client id; with one, the broker keeps this verifier's session (clean session off) "
+                        "and queues for it while it or the broker restarts (default: a fresh session each run)")
+    bridge_arguments(p)
     clock_arguments(p)
     tls_arguments(p)
     p.set_defaults(handler=handle)
@@ -32,6 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     from agent.fleet.subscription import Subscription
+    from agent.trust.bridge import Bridges
     from agent.trust.envelope import DUPLICATE
     from agent.trust.keys import KeyError_, TrustStore
     from agent.trust.replay import FileState, StateFileError
@@ -40,18 +45,26 @@ def handle(args: argparse.Namespace) -> int:
     if args.state is not None and not args.state.parent.is_dir():
         return fail(f"{args.state}: --state: the folder {args.state.parent} does not exist", EXIT_USAGE)
     try:
+        bridges = Bridges(args.bridge_prefixes)
+    except ValueError as exc:
+        return fail(f"--bridge-prefix: {exc}", EXIT_USAGE)
+    try:
         verifier = Verifier(TrustStore.load(args.trust), max_skew_ms=int(args.max_skew * 1000),
-                            max_age_ms=int(args.max_age * 1000),
+                            max_age_ms=int(args.max_age * 1000), bridges=bridges,
                             replay_state=FileState(args.state) if args.state else None)  # rotations: in memory only
     except (KeyError_, StateFileError) as exc:
         return fail(str(exc), EXIT_USAGE)
     deadline = time.monotonic() + args.timeout if args.timeout else None
     seen = invalid = duplicates = 0
     tls_files = (args.ca_file, args.cert_file, args.key_file)
-    topic_filter = f"{args.topic_prefix}/#"
-    with Subscription(args.broker, verifier, topic_filter=topic_filter, tls_files=tls_files) as subscription:
+    filters = [f"{root}/#" for root in bridges.roots(args.topic_prefix)]
+    with Subscription(args.broker, verifier, topic_filter=filters, tls_files=tls_files, client_id=args.client_id,
+                      persistent=bool(args.client_id)) as subscription:
         if subscription.subscribed.wait(args.timeout or None):
-            print(f"verify: subscribed to {args.topic_prefix}/# on {args.broker}", file=sys.stderr, flush=True)
+            print(f"verify: subscribed to {' '.join(filters)} on {args.broker}", file=sys.stderr, flush=True)
+            if subscription.refused:
+                print(f"verify: the broker refused {' '.join(subscription.refused)} (its ACL)", file=sys.stderr,
+                      flush=True)
         try:
             for received in subscription.messages(deadline):
                 if received.verdict.reason == DUPLICATE:

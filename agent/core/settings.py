@@ -51,11 +51,12 @@ Duration = Annotated[float, BeforeValidator(parse_duration)]
 
 PositiveDuration = Annotated[float, BeforeValidator(parse_duration), AfterValidator(_positive)]
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+"""A node id, topic prefix or device name: it becomes one level of an MQTT topic."""
 
 
 def _check_name(value: str) -> str:
-    if not _NAME.match(value):
+    if not NAME_PATTERN.match(value):
         raise ValueError(
             f"{value!r} is not a valid name: use 1-64 letters, digits, '_', '.' or '-', "
             "starting with a letter or digit (it becomes part of an MQTT topic)"

@@ -11,7 +11,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,11 +45,13 @@ class Received:
         return out
 
 
-def consumer_client(url: str, *, client_id: str = "", tls_files: TlsFiles = (None, None, None)
-                    ) -> tuple[mqtt.Client, str, int]:
-    """A paho client for `url`, with TLS (and a client certificate, if given) for mqtts://."""
+def consumer_client(url: str, *, client_id: str = "", tls_files: TlsFiles = (None, None, None),
+                    persistent: bool = False) -> tuple[mqtt.Client, str, int]:
+    """A paho client for `url`, with TLS (and a client certificate, if given) for mqtts://.
+    `persistent` (needs a `client_id`): the broker keeps the session and queues QoS 1 messages
+    while the client is away."""
     address = parse_broker_url(url)
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=not persistent)
     if address.tls:  # never falls back to plain text
         ca_file, cert_file, key_file = tls_files
         client.tls_set(ca_certs=ca_file, certfile=cert_file, keyfile=key_file)
@@ -58,25 +60,34 @@ def consumer_client(url: str, *, client_id: str = "", tls_files: TlsFiles = (Non
 
 
 class Subscription:
-    """A subscription to `topic_filter` whose messages are verified as they arrive."""
+    """A subscription to `topic_filter` (one, or several) whose messages are verified as they arrive.
 
-    def __init__(self, url: str, verifier: Verifier, *, topic_filter: str = "edge/#",
-                 client_id: str = "", tls_files: TlsFiles = (None, None, None)) -> None:
+    With a `client_id` and `persistent`, the broker keeps the session while this client or the
+    broker restarts, and delivers what it queued meanwhile."""
+
+    def __init__(self, url: str, verifier: Verifier, *, topic_filter: str | Sequence[str] = "edge/#",
+                 client_id: str = "", tls_files: TlsFiles = (None, None, None), persistent: bool = False) -> None:
         self.verifier = verifier
         self._inbox: queue.Queue[Received] = queue.Queue()
         self.subscribed = threading.Event()
-        self._client, host, port = consumer_client(url, client_id=client_id, tls_files=tls_files)
-        self._filter = topic_filter
+        self.refused: list[str] = []  # filters the broker refused (its ACL), at the last subscription
+        self._client, host, port = consumer_client(url, client_id=client_id, tls_files=tls_files,
+                                                   persistent=persistent)
+        self.filters = [topic_filter] if isinstance(topic_filter, str) else list(topic_filter)
         self._client.on_connect = self._on_connect
         self._client.on_message = self._on_message
-        self._client.on_subscribe = lambda *args: self.subscribed.set()
+        self._client.on_subscribe = self._on_subscribe
         self._client.connect_async(host, port, keepalive=30)
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
             log.error("broker refused the subscriber reason=%s", reason_code)
             return
-        client.subscribe(self._filter, qos=1)
+        client.subscribe([(topic_filter, 1) for topic_filter in self.filters])
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        self.refused = [f for f, code in zip(self.filters, reason_codes) if code.is_failure]
+        self.subscribed.set()
 
     def _on_message(self, client, userdata, message) -> None:
         verdict = self.verifier.check(message.payload, message.topic)

@@ -25,6 +25,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from agent.trust.bridge import Bridges, added_prefix
 from agent.trust.canonical import MAX_SAFE_INTEGER, canonical, read
 from agent.trust.keys import TrustStore
 
@@ -78,12 +79,16 @@ REVOKED_KEY = "revoked_key"
 UNKNOWN_KEY = "unknown_key"
 BAD_SIGNATURE = "bad_signature"
 TOPIC_MISMATCH = "topic_mismatch"
+UNKNOWN_PREFIX = "unknown_prefix"  # arrived under levels no configured bridge prefix names
+PREFIX_NOT_ALLOWED = "prefix_not_allowed"  # a node under a bridge prefix (or none) it is not bound to
 NODE_NOT_ALLOWED = "node_not_allowed"
 CLOCK_SKEW = "clock_skew"
 DUPLICATE = "duplicate"  # set by agent.trust.verify.Verifier, which keeps state per node
 REPLAY = "replay"  # likewise
 REASONS = (MALFORMED, UNSUPPORTED_VERSION, NON_CANONICAL, UNSUPPORTED_ALGORITHM, REVOKED_KEY, UNKNOWN_KEY,
-           BAD_SIGNATURE, TOPIC_MISMATCH, NODE_NOT_ALLOWED, CLOCK_SKEW, DUPLICATE, REPLAY)
+           BAD_SIGNATURE, TOPIC_MISMATCH, UNKNOWN_PREFIX, PREFIX_NOT_ALLOWED, NODE_NOT_ALLOWED, CLOCK_SKEW,
+           DUPLICATE, REPLAY)
+NO_BRIDGES = Bridges()
 
 # Kinds that have no age limit: a key rotation notice stays true however old it is, and a
 # death ("status" whose body says "offline": the Last Will, sealed when its connection
@@ -167,14 +172,22 @@ def signed_bytes(payload: bytes, signature: str) -> bytes:
     return payload[:at] + payload[at + len(_SIG_MEMBER) + len(signature) + 1:]
 
 
-def _topic_problem(fields: dict[str, Any], topic: str) -> str | None:
-    if fields["topic"] != topic:
-        return f"signed for {fields['topic']!r}, arrived on {topic!r}"[:300]
-    levels = topic.split("/")
+def _topic_problem(fields: dict[str, Any], topic: str, bridges: Bridges) -> tuple[str, str] | None:
+    """Step 8: the arrival topic is the signed topic, directly or under a configured bridge
+    prefix that admits the node, and the signed topic has the agents' shape."""
+    signed = fields["topic"]
+    prefix = added_prefix(topic, signed)
+    if prefix is None:
+        return TOPIC_MISMATCH, f"signed for {signed!r}, arrived on {topic!r}"[:300]
+    if not bridges.knows(prefix):
+        return UNKNOWN_PREFIX, (f"arrived under {prefix!r}, which is no bridge prefix configured here (signed for "
+                                f"{signed!r}); if a bridge adds it, configure --bridge-prefix {prefix}")[:300]
+    levels = signed.split("/")
     if len(levels) not in (3, 4) or "" in levels or levels[1] != fields["node"] or levels[2] != fields["kind"]:
-        return (f"topic {topic!r} is not <prefix>/{fields['node']}/{fields['kind']}[/<subject>] "
-                "for the signed node and kind")[:300]
-    return None
+        return TOPIC_MISMATCH, (f"topic {signed!r} is not <prefix>/{fields['node']}/{fields['kind']}[/<subject>] "
+                                "for the signed node and kind")[:300]
+    refusal = bridges.refusal(prefix, fields["node"])
+    return None if refusal is None else (PREFIX_NOT_ALLOWED, refusal)
 
 
 def has_age_limit(fields: dict[str, Any]) -> bool:
@@ -201,12 +214,15 @@ def open_envelope(
     now_ms: int | None = None,
     max_skew_ms: int | None = None,
     max_age_ms: int | None = None,
+    bridges: Bridges = NO_BRIDGES,
 ) -> Verdict:
     """Verify one received message against the topic it arrived on and the trust store.
 
     Stateless: replays and duplicates need memory, see agent.trust.verify.Verifier. With `now_ms`,
     a timestamp more than `max_skew_ms` ahead or more than `max_age_ms` behind (for the kinds
     that have an age limit, `has_age_limit`) is `clock_skew`; a bound left at None is not checked.
+    `bridges`: the prefixes remapping bridges add in front of the signed topic, and the nodes
+    each admits (agent.trust.bridge); by default a message must arrive on its signed topic.
     """
     parsed = parse(payload)
     if isinstance(parsed, Verdict):
@@ -227,9 +243,9 @@ def open_envelope(
     except InvalidSignature:
         detail = "the signature does not match the bytes (altered, or signed by another key)"
         return Verdict(False, BAD_SIGNATURE, detail, fields)
-    problem = _topic_problem(fields, topic)
-    if problem:
-        return Verdict(False, TOPIC_MISMATCH, problem, fields)
+    refused = _topic_problem(fields, topic, bridges)
+    if refused:
+        return Verdict(False, refused[0], refused[1], fields)
     if trusted.nodes is not None and fields["node"] not in trusted.nodes:
         return Verdict(False, NODE_NOT_ALLOWED, _binding_detail(kid, trusted.nodes, fields["node"]), fields)
     problem = None if now_ms is None else _time_problem(fields, now_ms, max_skew_ms, max_age_ms)

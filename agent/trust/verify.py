@@ -1,12 +1,13 @@
 """The consumer's verifier: the pure `open_envelope` plus the memory it cannot have.
 
-`Verifier.check(payload, topic)` adds to the stateless checks: duplicates and replays per
-node (agent.trust.replay; its state may be persisted, see `replay_state`), and following
-key rotations: a verified rotation notice (kind "key", signed by a trusted key) makes the
-announced key trusted for the same node ids, and is written to the trust store folder when
-one is given, so it survives a restart. A rotation notice is outside the sequence guard (it
-is sealed with number 0 by `keygen --rotate`, and stays true however often it is repeated):
-it is a `duplicate` once the key it announces is trusted.
+`Verifier.check(payload, topic)` adds to the stateless checks (with the consumer's bridge
+prefixes, agent.trust.bridge): duplicates and replays per node (agent.trust.replay; its state
+may be persisted, see `replay_state`), and following key rotations: a verified rotation
+notice (kind "key", signed by a trusted key) makes the announced key trusted for the same
+node ids, and is written to the trust store folder when one is given, so it survives a
+restart. A rotation notice is outside the sequence guard (it is sealed with number 0 by
+`keygen --rotate`, and stays true however often it is repeated): it is a `duplicate` once the
+key it announces is trusted.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from agent.trust import envelope, keys, rotation
+from agent.trust.bridge import Bridges
 from agent.trust.replay import Limits, ReplayGuard, ReplayState
 
 log = logging.getLogger(__name__)
@@ -34,11 +36,12 @@ class Verifier:
                  max_age_ms: int | None = MAX_AGE_MS, recent_messages: int = Limits.recent,
                  follow_rotations: bool = True, trust_dir: Path | None = None,
                  clock: Callable[[], float] = time.time, replay_state: ReplayState | None = None,
-                 check_replays: bool = True) -> None:
+                 check_replays: bool = True, bridges: Bridges = envelope.NO_BRIDGES) -> None:
         # check_replays=False: the caller keeps duplicates and replays apart itself (the fleet
         # store does, exactly, across ingest processes and restarts); this process's memory
         # would see only its share of each node's messages.
         self.trust = trust
+        self.bridges = bridges
         self.max_skew_ms = max_skew_ms
         self.max_age_ms = max_age_ms
         self.follow_rotations = follow_rotations
@@ -49,7 +52,7 @@ class Verifier:
     def check(self, payload: bytes, topic: str) -> envelope.Verdict:
         verdict = envelope.open_envelope(
             payload, topic, self.trust, now_ms=int(self._clock() * 1000),
-            max_skew_ms=self.max_skew_ms, max_age_ms=self.max_age_ms)
+            max_skew_ms=self.max_skew_ms, max_age_ms=self.max_age_ms, bridges=self.bridges)
         if not verdict.valid:
             return verdict
         fields = verdict.fields
@@ -58,7 +61,8 @@ class Verifier:
             return self._rotation(verdict)
         if self.guard is None:
             return verdict
-        reason = self.guard.admit(fields["node"], fields["seq"], fields["sig"], topic)
+        # Keyed on the signed topic: one message arriving under two bridge prefixes is one message.
+        reason = self.guard.admit(fields["node"], fields["seq"], fields["sig"], fields["topic"])
         if reason is None:
             return verdict
         seq, node = fields["seq"], fields["node"]

@@ -30,9 +30,9 @@ LAYERS = {
     "agent.cli": 6,
 }
 PURE = ("agent.core.reading", "agent.core.schedule", "agent.core.settings", "agent.trust.envelope",
-        "agent.trust.canonical", "agent.readiness.model", "agent.readiness.policy", "agent.readiness.maintenance",
-        "agent.collectors.modbus.codec", "agent.collectors.modbus.planner", "agent.collectors.modbus.frames",
-        "agent.fleet.bodies", "agent.fleet.state")
+        "agent.trust.bridge", "agent.trust.canonical", "agent.readiness.model", "agent.readiness.policy",
+        "agent.readiness.maintenance", "agent.collectors.modbus.codec", "agent.collectors.modbus.planner",
+        "agent.collectors.modbus.frames", "agent.fleet.bodies", "agent.fleet.state")
 IO_AND_SHELL = ("socket", "sqlite3", "subprocess", "threading", "asyncio", "paho", "pymodbus", "psutil", "http",
                 "urllib.request", "shutil", "agent.cli", "agent.daemon", "agent.delivery", "agent.fleet", "agent.web")
 

@@ -15,11 +15,13 @@ from pathlib import Path
 import pytest
 
 from agent.trust import envelope, keys
+from agent.trust.bridge import Bridges
 from agent.trust.verify import Verifier
 
 ROOT = Path(__file__).resolve().parents[2]
 VECTORS = ROOT / "docs" / "test-vectors"
 DOCUMENT = json.loads((VECTORS / "vectors.json").read_text())
+BRIDGES = Bridges.parse(DOCUMENT["bridge_prefixes"])
 
 
 def test_the_committed_vectors_are_what_the_script_writes() -> None:
@@ -32,7 +34,7 @@ def run_reference(trust_dir: Path) -> list[tuple[int, bool, str | None, str]]:
     """Every vector through one Verifier, in order: (id, valid, reason, detail)."""
     verifier = Verifier(keys.TrustStore.load(trust_dir), max_skew_ms=DOCUMENT["max_skew_ms"],
                         max_age_ms=DOCUMENT["max_age_ms"], recent_messages=DOCUMENT["recent"],
-                        clock=lambda: DOCUMENT["now_ms"] / 1000)
+                        clock=lambda: DOCUMENT["now_ms"] / 1000, bridges=BRIDGES)
     out = []
     for vector in DOCUMENT["vectors"]:
         verdict = verifier.check(base64.b64decode(vector["payload_base64"]), vector["topic"])
@@ -62,7 +64,8 @@ def test_a_vector_not_marked_stateful_gets_its_verdict_from_the_stateless_check_
     the one addition the Verifier makes without state: a rotation notice's body is checked."""
     verdict = envelope.open_envelope(base64.b64decode(vector["payload_base64"]), vector["topic"],
                                      keys.TrustStore.load(VECTORS / "trust"), now_ms=DOCUMENT["now_ms"],
-                                     max_skew_ms=DOCUMENT["max_skew_ms"], max_age_ms=DOCUMENT["max_age_ms"])
+                                     max_skew_ms=DOCUMENT["max_skew_ms"], max_age_ms=DOCUMENT["max_age_ms"],
+                                     bridges=BRIDGES)
     if vector["name"].startswith("malformed: rotation notice"):
         assert verdict.valid and verdict.fields["kind"] == "key"
         return

@@ -11,6 +11,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.trust import envelope, keys
+from agent.trust.bridge import Bridges
 from agent.trust.envelope import canonical
 from agent.trust.replay import FileState
 from agent.trust.verify import Verifier
@@ -18,6 +19,8 @@ from agent.trust.verify import Verifier
 NOW_MS = 1_800_000_000_000
 TOPIC = "edge/press-1/host"
 RECENT = 32  # accepted messages the verifier remembers per node
+# Bridges in front of the consumer: site-a's admits press-2 only, site-b's any node bound nowhere.
+BRIDGES = Bridges.parse(["site-a/=press-2", "site-b/"])
 
 
 @dataclass
@@ -48,7 +51,7 @@ def verifier_for(fleet: Fleet) -> Verifier:
     trust.add(fleet.other_key.public_key(), frozenset({"press-2"}))
     trust.revoked.add(trust.add(fleet.revoked_key.public_key(), frozenset({"press-1"})))
     return Verifier(trust, max_skew_ms=60_000, max_age_ms=3_600_000, recent_messages=RECENT,
-                    clock=lambda: NOW_MS / 1000)
+                    clock=lambda: NOW_MS / 1000, bridges=BRIDGES)
 
 
 def reencode(payload: bytes, change: Callable[[dict], None]) -> bytes:
@@ -73,6 +76,11 @@ CASES: list[tuple[str, Callable[[Fleet], bytes], str, Callable[[Fleet], list[byt
     ("signed by a revoked key", lambda f: f.seal(f.revoked_key), TOPIC, lambda f: [], envelope.REVOKED_KEY),
     ("moved to another topic", lambda f: f.seal(), "edge/press-1/patches", lambda f: [],
      envelope.TOPIC_MISMATCH),
+    ("through a bridge prefix that admits it", lambda f: f.seal(), "site-b/" + TOPIC, lambda f: [], None),
+    ("under a bridge prefix nobody configured", lambda f: f.seal(), "site-c/" + TOPIC, lambda f: [],
+     envelope.UNKNOWN_PREFIX),
+    ("under another site's bridge prefix", lambda f: f.seal(), "site-a/" + TOPIC, lambda f: [],
+     envelope.PREFIX_NOT_ALLOWED),
     ("neighbour's key speaking for press-1", lambda f: f.seal(f.other_key), TOPIC, lambda f: [],
      envelope.NODE_NOT_ALLOWED),
     ("replayed: seen, and no longer recent", lambda f: f.seal(seq=7), TOPIC,
