@@ -11,6 +11,8 @@ from agent.fleet.store.assess import Assessor
 from agent.fleet.store.writes import StoreWriter
 from agent.readiness.policy import Asset, Policy
 from agent.trust import keys
+from agent.trust.bridge import Bridges
+from agent.trust.envelope import NO_BRIDGES
 from agent.trust.verify import Verifier
 from agent.web.view import FleetView
 from simulators.signed_node import Message, SimNode
@@ -44,9 +46,9 @@ def make_nodes(clock: Clock, *names: str) -> tuple[keys.TrustStore, dict[str, Si
 class Fleet:
     """One process's writer, assessor and web view over the store at `url`."""
 
-    def __init__(self, url: str, trust: keys.TrustStore, clock: Clock) -> None:
+    def __init__(self, url: str, trust: keys.TrustStore, clock: Clock, bridges: Bridges = NO_BRIDGES) -> None:
         self.clock, self.db = clock, open_store(url)
-        self.verifier = Verifier(trust, clock=clock, check_replays=False)
+        self.verifier = Verifier(trust, clock=clock, check_replays=False, bridges=bridges)
         self.writer = StoreWriter(self.db, started_ms=clock.ms())
         self.assessor = Assessor(self.db, silent_after_ms=120_000)
         self.view = FleetView(self.db, clock=clock)

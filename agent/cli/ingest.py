@@ -11,7 +11,8 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from agent.cli.common import EXIT_OK, EXIT_USAGE, clock_arguments, fail, log_level_argument, tls_arguments
+from agent.cli.common import (EXIT_OK, EXIT_USAGE, bridge_arguments, clock_arguments, fail, log_level_argument,
+                              tls_arguments)
 from agent.fleet.state import SILENT_AFTER_S
 from agent.fleet.store.upkeep import DAY_MS, HISTORY_MS, RETENTION_MS
 
@@ -54,6 +55,7 @@ def ingest_arguments(p: argparse.ArgumentParser, *, required: bool = True) -> No
     p.add_argument("--history", type=duration, default=HISTORY_MS / 1000,
                    help=f"how long verdict, outage, patch and posture history is kept (default {HISTORY_MS // DAY_MS}d)")
     p.add_argument("--client-id", default="", help="MQTT client id (default: one the broker assigns)")
+    bridge_arguments(p)
     clock_arguments(p)
     tls_arguments(p)
 
@@ -67,10 +69,12 @@ def store_url(args: argparse.Namespace) -> str:
 def ingest_settings(args: argparse.Namespace) -> IngestSettings:
     from agent.fleet.ingest import IngestSettings
     from agent.fleet.store.upkeep import Retention
+    from agent.trust.bridge import Bridges
 
     return IngestSettings(prefix=args.topic_prefix, group=args.group or None,
                           tls_files=(args.ca_file, args.cert_file, args.key_file), client_id=args.client_id,
                           max_skew_ms=int(args.max_skew * 1000), max_age_ms=int(args.max_age * 1000),
+                          bridges=Bridges(args.bridge_prefixes),
                           silent_after_ms=int(args.silent_after * 1000), tick_s=max(0.5, args.tick),
                           retention=Retention(retention_ms=int(args.retention * 1000),
                                               history_ms=int(args.history * 1000)))

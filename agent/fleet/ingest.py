@@ -5,7 +5,9 @@ Subscriptions: `$share/<group>/<prefix>/#` for the bulk, so any number of ingest
 split the fleet's messages, plus plain subscriptions to `<prefix>/+/<kind>` for the retained
 kinds, because Mosquitto never delivers retained messages to a shared subscription (a late
 ingest would not learn who is online or what each agent last concluded). A message arriving
-on both is a duplicate, which the store recognises.
+on both is a duplicate, which the store recognises. Behind site bridges (`bridges`), the same
+again under every bridge prefix (`+/<prefix>/...`, and each longer configured prefix); a
+message is filed under the node and stream of its topic as its site published it.
 
 Threads: paho's network loop verifies each message as it arrives (agent.trust.verify, with
 duplicates and replays left to the store) and checks its body (agent.fleet.bodies); a writer
@@ -35,6 +37,8 @@ from agent.fleet.store.upkeep import Retention, heartbeat, prune, take_lease
 from agent.fleet.store.writes import Arrival, StoreWriter
 from agent.fleet.subscription import TlsFiles, consumer_client
 from agent.trust import envelope, keys
+from agent.trust.bridge import Bridges
+from agent.trust.envelope import NO_BRIDGES
 from agent.trust.verify import MAX_AGE_MS, MAX_SKEW_MS, Verifier
 
 log = logging.getLogger(__name__)
@@ -49,10 +53,12 @@ PRUNE_EVERY_S = 60.0
 LOG_EVERY_S = 10.0  # at most one line per rejection reason this often; the rest are counted
 
 
-def topic_filters(prefix: str, group: str | None) -> list[tuple[str, int]]:
-    bulk = f"$share/{group}/{prefix}/#" if group else f"{prefix}/#"
-    retained = [(f"{prefix}/+/{kind}", 1) for kind in RETAINED_KINDS] if group else []
-    return [(bulk, 1), *retained]
+def topic_filters(prefix: str, group: str | None, bridges: Bridges = NO_BRIDGES) -> list[tuple[str, int]]:
+    """The bulk and the retained kinds, directly and under every bridge prefix (Bridges.roots)."""
+    roots = bridges.roots(prefix)
+    bulk = [(f"$share/{group}/{root}/#" if group else f"{root}/#", 1) for root in roots]
+    retained = [(f"{root}/+/{kind}", 1) for root in roots for kind in RETAINED_KINDS] if group else []
+    return [*bulk, *retained]
 
 
 def envelope_text_problem(fields: dict) -> str | None:
@@ -75,7 +81,8 @@ def check(verifier: Verifier, topic: str, payload: bytes, retained: bool, receiv
             verdict = replace(verdict, valid=False, reason=envelope.MALFORMED, detail=text)
         else:
             problem = bodies.problem(fields["kind"], fields["body"])
-    return Arrival(topic, payload, verdict, received_ms, retained, problem)
+    local = verifier.bridges.local_topic(topic, (verdict.fields or {}).get("topic"))
+    return Arrival(topic, payload, verdict, received_ms, retained, problem, local_topic=local)
 
 
 class RateLimitedLog:
@@ -106,6 +113,7 @@ class IngestSettings:
     client_id: str = ""
     max_skew_ms: int | None = MAX_SKEW_MS
     max_age_ms: int | None = MAX_AGE_MS
+    bridges: Bridges = NO_BRIDGES  # the prefixes site bridges add in front of the topics (agent.trust.bridge)
     silent_after_ms: int = int(state.SILENT_AFTER_S * 1000)
     tick_s: float = 5.0
     retention: Retention = Retention()
@@ -131,7 +139,7 @@ class Ingest:
         self.instance = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(2)}"
         self.started_ms = self.now_ms()
         self.verifier = Verifier(trust, max_skew_ms=settings.max_skew_ms, max_age_ms=settings.max_age_ms, clock=clock,
-                                 trust_dir=trust_dir, check_replays=False)
+                                 trust_dir=trust_dir, check_replays=False, bridges=settings.bridges)
         self.writer = StoreWriter(db, started_ms=self.started_ms)
         self.retention = guarded(settings.retention, self.verifier)
         self.assessor = Assessor(db, silent_after_ms=settings.silent_after_ms)
@@ -144,7 +152,7 @@ class Ingest:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._threads: list[threading.Thread] = []
-        self.filters = topic_filters(settings.prefix, settings.group)
+        self.filters = topic_filters(settings.prefix, settings.group, settings.bridges)
         self.client, host, port = consumer_client(broker_url, client_id=settings.client_id, tls_files=settings.tls_files)
         self.client.on_connect, self.client.on_disconnect = self._on_connect, self._on_disconnect
         self.client.on_subscribe, self.client.on_message = self._on_subscribe, self._on_message

@@ -107,6 +107,15 @@ class Bridges:
         where = f"under {prefix!r}" if prefix else "without a bridge prefix"
         return f"node {node!r} is bound to {', '.join(bound[:5])} and arrived {where}"[:300]
 
+    def local_topic(self, arrival: str, signed: str | None) -> str:
+        """The arrival topic as its site published it, to file a message (or a refusal) under a
+        node and stream: the signed topic if the arrival topic ends with it, else the arrival
+        topic without the longest configured prefix it starts with."""
+        if signed is not None and added_prefix(arrival, signed) is not None:
+            return signed
+        known = [prefix for prefix in self.by_prefix if arrival.startswith(prefix)]
+        return arrival[len(max(known, key=len)):] if known else arrival
+
     def roots(self, topic_prefix: str) -> list[str]:
         """What a consumer subscribes to (each + "/#"): the direct topics; with bridge prefixes,
         also every one-level prefix (`+/edge`), so that a bridge adding a prefix nobody configured

@@ -1,12 +1,14 @@
 """A site bridged to a central broker, as shipped (config/mosquitto/site-bridge.conf, central.conf,
-central.acl), with real Mosquittos, a real agent and `edge-agent verify` at the centre:
+central.acl), with real Mosquittos, a real agent, `edge-agent verify` and the board at the centre:
 
 - every message arrives centrally under the site's prefix and verifies (--bridge-prefix);
 - the link cut (the central broker stopped, then started again on its port) loses nothing: the
   site keeps working, its broker queues, and the centre counts no sequence gap;
 - a forged message injected at the site is refused centrally; a genuine one re-published under
   another site's prefix, or under a prefix nobody configured, too; the central ACL keeps a
-  site's bridge under its own prefix.
+  site's bridge under its own prefix;
+- the central board's ingest subscribes under the bridge prefixes and files every message under
+  its node and stream, the moved copies as rejections of that node.
 
 TLS between the brokers, with certificates made here (certificates.Authority)."""
 
@@ -31,10 +33,14 @@ from delivery_harness import AgentProcess, Recorder, statuses
 from paho.mqtt.enums import CallbackAPIVersion
 from waiting import wait_until
 
+from agent.fleet.ingest import IngestSettings
 from agent.trust import envelope, keys
+from agent.trust.bridge import Bridges
 from agent.trust.canonical import canonical
+from agent.web.board import Board
 from simulators.localnet import free_port
 from simulators.mosquitto import PrivateMosquitto
+from simulators.signed_node import SimNode, Wire
 
 pytestmark = pytest.mark.integration
 
@@ -124,7 +130,7 @@ def sites(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sites]:
     ca.write(certs / "ca.crt")
     ca.write(central_dir / "ca.crt")
     ca.issue(central_dir, "server", server=True)
-    for who in ("site-a", "site-b", "site-c", "central-verifier"):
+    for who in ("site-a", "site-b", "site-c", "central-verifier", "central-board"):
         ca.issue(certs, who)
     plant_dir = root / "plant"
     plant_dir.mkdir()
@@ -246,3 +252,43 @@ def test_the_link_state_is_retained_at_the_centre(sites: Sites) -> None:
         reader.loop_stop()
         reader.disconnect()
     assert states == [b"1"]
+
+
+def test_the_central_board_files_bridged_messages_under_their_nodes(sites: Sites, tmp_path: Path) -> None:
+    key = Ed25519PrivateKey.generate()
+    trust = keys.TrustStore()
+    trust.add(key.public_key(), frozenset({"n2"}))
+    node = SimNode("n2", key)
+    settings = IngestSettings(bridges=Bridges.parse([f"site-a/={NODE},n2", "site-b/=press-*"]), tick_s=1.0,
+                              tls_files=tuple(str(sites.certs / f) for f in ("ca.crt", "central-board.crt",
+                                                                             "central-board.key")))
+    with Board(f"mqtts://127.0.0.1:{sites.central.port}", trust, db=str(tmp_path / "fleet.sqlite"),
+               serve_http=False, settings=settings) as board:
+        wait_for(board.ingest.subscribed.is_set, "the board's subscriptions granted by the central ACL")
+        wire = Wire("127.0.0.1", sites.plant.port)
+        try:
+            wire.connected.wait(DEADLINE_S)
+            messages = [node.status("online"), *node.cycle()]
+            for info in wire.send(messages):
+                info.wait_for_publish(DEADLINE_S)
+        finally:
+            wire.close()
+
+        def rows() -> dict[str, dict]:
+            return {r["node"]: r for r in board.fleet()["nodes"]}
+
+        wait_for(lambda: rows().get("n2", {}).get("loss", {}).get("messages") == len(messages), "n2 on the board")
+        topic, payload, _ = messages[1]
+        site_b, site_c = sites.central_client("site-b"), sites.central_client("site-c")
+        try:
+            site_b.publish(f"site-b/{topic}", payload, qos=1).wait_for_publish(DEADLINE_S)
+            site_c.publish(f"site-c/{topic}", payload, qos=1).wait_for_publish(DEADLINE_S)
+            wait_for(lambda: rows()["n2"]["unverified"]["count"] == 2, "both moved copies on the board")
+        finally:
+            for client in (site_b, site_c):
+                client.loop_stop()
+                client.disconnect()
+        final = rows()
+    assert final["n2"]["verified"] and final["n2"]["loss"]["gaps"] == 0
+    assert final["n2"]["unverified"]["by_reason"] == {"prefix_not_allowed": 1, "unknown_prefix": 1}
+    assert set(final) == {"n2"}  # n1's retained messages are not trusted by this board: no node made of them

@@ -16,6 +16,7 @@ from agent.fleet.store import StoreError, open_store
 from agent.fleet.store.schema import LATEST_VERSION
 from agent.fleet.store.upkeep import Retention, prune
 from agent.fleet.store.writes import NEWER_SQL
+from agent.trust.bridge import Bridges
 from simulators.signed_node import SimNode
 
 pytestmark = pytest.mark.integration
@@ -109,6 +110,32 @@ def test_forgeries_are_marked_never_change_the_verified_state_and_never_make_a_f
     assert fleet_now["rejected"]["unknown_node_count"] == 30
     assert fleet_now["rejected"]["unknown_nodes"][0]["by_reason"] == {"unknown_key": 1}
     assert fleet_now["messages"]["rejected"] == 33
+
+
+def test_behind_a_site_bridge_messages_file_under_their_node_and_moved_copies_under_it_too(store_url) -> None:
+    """Bridged topics (site-a/edge/panel-1/host) are the node's own streams; a copy moved under
+    another site's prefix, and one arriving without its prefix, are refused and counted against
+    the node; one under a prefix nobody configured too."""
+    clock = Clock()
+    trust, nodes = make_nodes(clock, "panel-1")
+    board = Fleet(store_url, trust, clock, bridges=Bridges.parse(["site-a/=panel-1", "site-b/"]))
+    try:
+        messages = [nodes["panel-1"].status("online"), *nodes["panel-1"].cycle()]
+        assert set(board.feed([(f"site-a/{topic}", payload, retain) for topic, payload, retain in messages])) == {
+            "fresh"}
+        r = board.rows()["panel-1"]
+        assert (r["level"], r["verified"], r["agent"]["agreement"]) == ("ready", True, "agrees")
+        topic, payload, _ = messages[1]
+        moved = [(f"site-b/{topic}", payload, False), (topic, payload, False), (f"site-x/{topic}", payload, False)]
+        assert board.feed(moved) == ["rejected"] * 3
+        assert board.feed([(f"site-a/{topic}", payload, False)]) == ["duplicate"]
+        r = board.rows()["panel-1"]
+        assert r["loss"] == {"gaps": 0, "duplicates": 1, "messages": 6, "ignored_streams": 0}
+        assert r["unverified"]["by_reason"] == {"prefix_not_allowed": 2, "unknown_prefix": 1}
+        assert r["security"] == "at_risk"  # messages moved between sites are an attack on the node
+        assert set(board.rows()) == {"panel-1"}
+    finally:
+        board.close()
 
 
 def test_duplicates_and_retained_copies_are_quiet_and_counted_once(fleet) -> None:

@@ -93,6 +93,18 @@ def test_without_bridges_only_direct_arrivals_are_known_and_no_node_is_bound() -
     assert none.refusal(DIRECT, "press-1") is None
 
 
+@pytest.mark.parametrize(("arrival", "signed", "local"), [
+    ("site-a/edge/press-1/host", "edge/press-1/host", "edge/press-1/host"),
+    ("site-x/edge/press-1/host", "edge/press-1/host", "edge/press-1/host"),  # unknown prefix: still that node's
+    ("site-b/edge/press-1/host", None, "edge/press-1/host"),  # not even parsed: a configured prefix comes off
+    ("region-1/site-c/edge/x/host", "edge/y/host", "edge/x/host"),  # moved: the topic says where it arrived
+    ("site-x/edge/press-1/host", None, "site-x/edge/press-1/host"),
+    ("edge/press-1/host", "edge/press-1/host", "edge/press-1/host"),
+])
+def test_a_message_is_filed_under_its_topic_as_its_site_published_it(arrival, signed, local) -> None:
+    assert Bridges.parse(SITES).local_topic(arrival, signed) == local
+
+
 def test_consumers_subscribe_to_the_direct_topics_every_one_level_prefix_and_each_longer_one() -> None:
     assert Bridges().roots("edge") == ["edge"]
     assert Bridges.parse(SITES).roots("edge") == ["edge", "+/edge", "region-1/site-c/edge"]
@@ -174,17 +186,19 @@ def test_a_consumer_without_bridge_prefixes_calls_a_bridged_message_an_unknown_p
 
 # ---------------------------------------------------------------- the command line
 
+@pytest.mark.parametrize("command", ["verify", "ingest", "board"])
 @pytest.mark.parametrize(("given", "says"), [
     (["--bridge-prefix", "site a/"], "argument --bridge-prefix: 'site a/': the prefix"),
     (["--bridge-prefix", "site-a/=press-1", "--bridge-prefix", "site-a/"], "'site-a/' is given twice"),
 ])
-def test_verify_refuses_a_wrong_bridge_prefix_with_exit_2_and_one_line(tmp_path, given, says) -> None:
+def test_a_consumer_refuses_a_wrong_bridge_prefix_with_exit_2_and_one_line(tmp_path, command, given, says) -> None:
     import subprocess
     import sys
 
     trust = tmp_path / "trust"
     trust.mkdir()
-    done = subprocess.run([sys.executable, "-m", "agent.cli", "verify", "--broker", "mqtt://127.0.0.1:9",
-                           "--trust", str(trust), *given], capture_output=True, text=True, timeout=60)
+    store = [] if command == "verify" else ["--db", str(tmp_path / "fleet.sqlite")]
+    done = subprocess.run([sys.executable, "-m", "agent.cli", command, "--broker", "mqtt://127.0.0.1:9",
+                           "--trust", str(trust), *store, *given], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert says in done.stderr and "Traceback" not in done.stderr

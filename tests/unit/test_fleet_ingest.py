@@ -10,6 +10,7 @@ import pytest
 from agent.fleet.ingest import RateLimitedLog, guarded, topic_filters
 from agent.fleet.store.upkeep import DAY_MS, Retention
 from agent.trust import keys
+from agent.trust.bridge import Bridges
 from agent.trust.verify import Verifier
 from agent.web.server import parse_listen
 
@@ -19,6 +20,15 @@ def test_topic_filters_share_the_bulk_and_take_the_retained_kinds_plainly() -> N
     assert filters[0] == "$share/fleet/edge/#"
     assert set(filters[1:]) == {"edge/+/status", "edge/+/readiness", "edge/+/patches", "edge/+/posture", "edge/+/key"}
     assert topic_filters("edge", None) == [("edge/#", 1)]
+
+
+def test_behind_site_bridges_ingest_subscribes_under_every_bridge_prefix_too() -> None:
+    bridges = Bridges.parse(["site-a/=press-*", "region-1/site-c/"])
+    filters = [f for f, _ in topic_filters("edge", "fleet", bridges)]
+    assert filters[:3] == ["$share/fleet/edge/#", "$share/fleet/+/edge/#", "$share/fleet/region-1/site-c/edge/#"]
+    assert {"edge/+/status", "+/edge/+/status", "region-1/site-c/edge/+/status"} <= set(filters[3:])
+    assert len(filters) == 3 + 3 * 5
+    assert [f for f, _ in topic_filters("edge", None, bridges)] == ["edge/#", "+/edge/#", "region-1/site-c/edge/#"]
 
 
 def test_a_flood_of_rejections_logs_one_line_per_reason_per_period(caplog) -> None:

@@ -51,6 +51,12 @@ class Arrival:
     received_ms: int
     retained: bool = False
     body_problem: str | None = None
+    local_topic: str = ""  # the topic as its site published it (a bridge's prefix taken off); "": `topic`
+
+    @property
+    def where(self) -> tuple[str, str] | None:
+        """(node, stream) its topic names, as its site published it."""
+        return state.stream_of(self.local_topic or self.topic)
 
     @property
     def fields(self) -> dict[str, Any]:
@@ -115,7 +121,7 @@ class StoreWriter:
         ordered = sorted(first.items())
         rows = tx.many("INSERT INTO messages (node, session, seq, stream, ts_ms, received_ms, payload) VALUES {rows} "
                        "ON CONFLICT (node, session, seq) DO NOTHING RETURNING node, session, seq",
-                       [(*key, state.stream_of(a.topic)[1], a.fields["ts"], a.received_ms, a.payload)
+                       [(*key, a.where[1], a.fields["ts"], a.received_ms, a.payload)
                         for key, a in ordered], returning=True)
         inserted = {(node, session, int(seq)) for node, session, seq in rows}
         stored = self._stored_payloads(tx, [k for k, _ in ordered if k not in inserted])
@@ -144,14 +150,14 @@ class StoreWriter:
     def _streams_allowed(self, tx: Tx, good: list[Arrival]) -> tuple[list[Arrival], dict[str, int]]:
         """The arrivals whose stream the node may have, and per node how many were not."""
         unknown = {a.fields["node"] for a in good
-                   if state.stream_of(a.topic)[1] not in self._streams.get(a.fields["node"], ())}
+                   if a.where[1] not in self._streams.get(a.fields["node"], ())}
         for part in ladder(sorted(unknown)):
             for node, stream in tx.rows(f"SELECT node, stream FROM latest WHERE node IN ({','.join(['%s'] * len(part))})",
                                         list(part)):
                 self._streams.setdefault(node, set()).add(stream)
         allowed, ignored = [], {}
         for arrival in good:
-            node, stream = arrival.fields["node"], state.stream_of(arrival.topic)[1]
+            node, stream = arrival.fields["node"], arrival.where[1]
             streams = self._streams.setdefault(node, set())
             if stream not in streams and len(streams) >= self.max_streams:
                 ignored[node] = ignored.get(node, 0) + 1
@@ -164,7 +170,7 @@ class StoreWriter:
         """Upsert each stream's newest candidate; the arrivals that became their stream's latest."""
         best: dict[tuple[str, str], Arrival] = {}
         for arrival in candidates:
-            where = (arrival.fields["node"], state.stream_of(arrival.topic)[1])
+            where = (arrival.fields["node"], arrival.where[1])
             if where not in best or state.newer(held(arrival), held(best[where])):
                 best[where] = arrival
         rows = tx.many(
@@ -226,7 +232,7 @@ class StoreWriter:
             if reason is None:
                 continue
             outcomes[i] = outcomes[i] if outcomes[i] in (REPLAY, INVALID_BODY) else REJECTED
-            where = state.stream_of(arrival.topic)
+            where = arrival.where
             node = (arrival.fields["node"] if arrival.verdict.valid else (where[0] if where else None))
             if node:
                 admitted.dirty.add(node)
@@ -282,7 +288,7 @@ def derive(tx: Tx, applied: list[Arrival]) -> None:
         elif kind == "readiness":
             _agent_verdict(tx, node, fields)
         elif kind == "modbus" and body["status"]["state"] == "offline":
-            _outage_starts(tx, node, state.stream_of(arrival.topic)[1].partition("/")[2], body, ts)
+            _outage_starts(tx, node, arrival.where[1].partition("/")[2], body, ts)
         elif kind == "patches" and body.get("status") == "ok":  # a failed scan's empty list is no news
             _patches(tx, node, body, ts)
         elif kind == "posture":
@@ -313,7 +319,7 @@ def end_outages(tx: Tx, up: list[Arrival]) -> None:
     """Devices reading again: their open outage episodes end at the reading's time."""
     tx.many("UPDATE outages SET end_ms = v.column3 FROM (VALUES {rows}) AS v WHERE outages.node = v.column1 "
             "AND outages.device = v.column2 AND outages.end_ms IS NULL AND outages.start_ms <= v.column3",
-            sorted({(a.fields["node"], state.stream_of(a.topic)[1].partition("/")[2], a.fields["ts"]) for a in up}))
+            sorted({(a.fields["node"], a.where[1].partition("/")[2], a.fields["ts"]) for a in up}))
 
 
 def _outage_starts(tx: Tx, node: str, device: str, body: dict[str, Any], ts: int) -> None:
