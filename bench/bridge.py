@@ -6,18 +6,23 @@ bridge block, queue limits and in-flight window) bridge M simulated nodes each
 (simulators/signed_node.py: genuinely signed messages) into one central Mosquitto (the
 queue limits of central.conf), read by one central consumer: `edge-agent verify`'s
 subscription and Verifier with --bridge-prefix site-<i>/=site-<i>-* (every message verified,
-replay guard, prefix binding). A separate process seals every message before the clock starts
-and publishes it to the site brokers, so the figures are the centre's.
+replay guard, prefix binding), then the central board. A separate process seals every
+message before the clock starts and publishes it to the site brokers, so the figures are the
+centre's.
 
 Phases, in one run:
 1. broker path: a burst through the bridges to a consumer that only counts (what Mosquitto
-   and the bridges carry, the ceiling for several consumers on a shared subscription);
+   and the bridges carry, the ceiling for several consumers on a shared subscription), and
+   the central broker's share of a core meanwhile;
 2. baseline: a burst published straight to the central broker under the bridged topics;
 3. bridged: the same burst through the site brokers and their bridges (ratio to 2);
 4. outage: the nodes publish at a steady rate; the central broker is stopped, then started
-   again on its port: the sites' bridge queue depth (their $SYS store counts), the sites'
-   memory per queued message, the catch-up time after the restart, and the sequence gaps
-   counted centrally over the whole run.
+   again on its port: the sites' bridge queue depth (their $SYS store counts), the
+   reconnect, catch-up and current-again times after the restart, and the sequence gaps
+   counted centrally over the whole run;
+5. the central board (`edge-agent board`'s ingest, --bridge-prefix, on SQLite): a burst
+   through the bridges, stored messages per second and the gaps the board counts.
+Then, on a fresh site broker whose link is down: its memory per queued message.
 
     python bench/bridge.py [--quick] [--sites N] [--nodes M] [--outage S] [--rate R]
 """
@@ -403,6 +408,31 @@ def start_brokers(tmp: Path, sites: int) -> tuple[PrivateMosquitto, list[Private
     return central, site_brokers
 
 
+def board_burst(run: Run, trust: keys.TrustStore, bridges: Bridges, count: int, store: Path) -> tuple[float, int]:
+    """(messages/s the central board's ingest stores from a burst through the bridges, the
+    sequence gaps the board counts): the board in one process, on SQLite."""
+    from agent.fleet.ingest import IngestSettings
+    from agent.web.board import Board
+
+    with Board(run.central.url, trust, db=str(store), serve_http=False,
+               settings=IngestSettings(bridges=bridges)) as board:
+        assert board.ingest is not None
+        board.ingest.subscribed.wait(30)
+        run.publish("sites", count)
+        first: list[tuple[float, int]] = []
+
+        def stored() -> int:
+            if not first and board.ingest.stored:
+                first.append((time.monotonic(), board.ingest.stored))
+            return board.ingest.stored
+
+        wait_count(stored, count, "the central board's store")
+        done = time.monotonic()
+        run.published()
+        gaps = sum(row["loss"]["gaps"] for row in board.fleet()["nodes"])
+    return (count - first[0][1]) / max(1e-9, done - first[0][0]), gaps
+
+
 def measure(run: Run, trust: keys.TrustStore, bridges: Bridges, args: argparse.Namespace) -> dict[str, float]:
     figures: dict[str, float] = {}
     figures["broker_path_rate"], figures["central_cpu_share"] = broker_path(run, args.burst)
@@ -424,6 +454,8 @@ def measure(run: Run, trust: keys.TrustStore, bridges: Bridges, args: argparse.N
     figures.update(outage_messages=cut.messages, queue_depth_peak=cut.peak_depth, reconnect_s=cut.reconnect_s,
                    catch_up_s=cut.catch_up_s, current_s=cut.current_s, gaps=arrivals.gaps(),
                    invalid=sum(arrivals.invalid.values()))
+    figures["central_board_bridged"], figures["board_gaps"] = board_burst(
+        run, trust, bridges, args.burst, run.central.config.parent / "fleet.sqlite")
     return figures
 
 
@@ -448,8 +480,11 @@ def report(figures: dict[str, float], args: argparse.Namespace) -> None:
          "msg/s"),
         ("current_again_time", figures["current_s"] if figures["current_s"] is not None else float("nan"), "s"),
         ("sequence_gaps", figures["gaps"], "count"), ("invalid_messages", figures["invalid"], "count"),
+        ("central_board_bridged", figures["central_board_bridged"], "msg/s"),
+        ("board_sequence_gaps", figures["board_gaps"], "count"),
         ("node_rate_on_defaults", per_node, "msg/s"),
         ("nodes_per_central_consumer", figures["central_verified_bridged"] / per_node, "nodes"),
+        ("nodes_per_central_board", figures["central_board_bridged"] / per_node, "nodes"),
         ("nodes_per_central_broker", figures["broker_path_rate"] / per_node, "nodes"),
     ]
     for name, value, unit in rows:
