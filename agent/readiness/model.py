@@ -246,7 +246,7 @@ def patch_reasons(latest: dict[str, dict], policy: Policy, now_ms: int) -> list[
         if first_seen is None:
             continue
         severity = str(update.get("severity", "unspecified"))
-        allowed_s = policy.patch_sla_s.get(severity, policy.patch_sla_s.get("unspecified", 14 * 86400.0))
+        allowed_s = policy.sla_s(severity)
         age_s = (now_ms - first_seen) / 1000
         entry = (age_s, allowed_s, str(update.get("package", "?")), severity)
         (breaches if age_s >= allowed_s else pending).append(entry)
