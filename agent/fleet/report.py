@@ -97,12 +97,12 @@ def breaches(node: dict[str, Any]) -> list[str]:
     out = []
     for update in node["patches"]["open"]:
         if update["past_sla"]:
-            out.append(f"{update['package']} pending {human(update['age_ms'] / 1000)}, past its "
-                       f"{human(update['sla_s'])} SLA ({update['severity']})")
+            out.append(f"{update['package']} pending {human(update['age_ms'] / 1000)}, past its SLA of "
+                       f"{human(update['sla_s'])} ({update['severity']})")
     for update in node["patches"]["closed"]:
         if not update["within_sla"]:
             out.append(f"{update['package']} patched after {human(update['time_to_patch_ms'] / 1000)}, past its "
-                       f"{human(update['sla_s'])} SLA ({update['severity']})")
+                       f"SLA of {human(update['sla_s'])} ({update['severity']})")
     for device in node["devices"]:
         for episode in device["episodes"]:
             if episode["breached"]:

@@ -58,6 +58,18 @@ class AgentVerdict(Doc):
     board: dict[str, Any] | None
 
 
+class WorstDevice(Doc):
+    name: str
+    level: Level
+    text: str
+
+
+class DeviceSummary(Doc):
+    count: int = Field(description="devices the node polls (its policy) or reports on")
+    reading: int | None = Field(description="of them, how many read fine; None while the node is offline or silent")
+    worst: WorstDevice | None = Field(description="the device in the worst state (level, then criticality)")
+
+
 class NodeRow(Doc):
     node: str
     site: str
@@ -71,6 +83,7 @@ class NodeRow(Doc):
     reasons: list[Reason]
     criticality: str
     process: str
+    device_summary: DeviceSummary
     unverified: Unverified
     loss: Loss
     agent: AgentVerdict | None

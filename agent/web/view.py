@@ -34,16 +34,18 @@ def node_row(stored: dict[str, Any], timeline: list[tuple[int, str, str, str]], 
     reasons = stored["reasons"] or []
     verified = stored["verified"] > 0
     judged = bool(stored["level"])
+    online = verified and not any(r["code"] in ("node_offline", "node_silent") for r in reasons)
     return {
         "node": stored["node"], "site": stored["site"], "area": stored["area"],
         "verified": verified,
-        "online": verified and not any(r["code"] in ("node_offline", "node_silent") for r in reasons),
+        "online": online,
         "last_heard_ms": stored["last_heard_ms"],
         "level": stored["level"] if judged else None,
         SECURITY: stored["security"] if judged else None,
         OPERATIONS: stored["operations"] if judged else None,
         "reasons": reasons,
         "criticality": policy.node.criticality, "process": policy.node.process,
+        "device_summary": state.device_summary(policy, reasons, online),
         "unverified": {"count": sum(rejected.values()), "by_reason": rejected, "last": last_rejected},
         "loss": {"gaps": gaps, "duplicates": stored["duplicates"], "messages": stored["verified"],
                  "ignored_streams": stored["ignored_streams"]},

@@ -60,7 +60,7 @@ def test_edge_sim_drill_command_prints_the_timeline() -> None:
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "== drill: Security backlog past SLA with a reboot pending ==" in result.stdout
-    assert "past the patch SLA" in result.stdout and "✔" in result.stdout and "PASSED" in result.stdout
+    assert "past their SLA" in result.stdout and "✔" in result.stdout and "PASSED" in result.stdout
     listing = subprocess.run([sys.executable, "-m", "simulators.cli", "drill", "--list"],
                              capture_output=True, text=True, timeout=60)
     assert "critical_plc_offline" in listing.stdout

@@ -111,8 +111,8 @@ def test_decisions_in_plain_words_most_pressing_first() -> None:
                                                                   "start_local": "x", "ongoing": False}}})
     doc = report.build(history)
     assert [d["text"] for d in doc["decisions"]] == [
-        "panel-3: 1 security update past the SLA (openssl); the next window opens in 3 h. Approve an earlier "
+        "panel-3: 1 security update past the SLA (openssl); the next window opens in 3 hours. Approve an earlier "
         "window, or accept the risk in writing until then.",
         "panel-3: needs a reboot; confirm the line can stop in the next window."]
     assert doc["nodes"][0]["maintenance"]["planned"] == ["openssl"] and doc["time_zone"] == "Europe/Berlin"
-    assert doc["nodes"][0]["breaches"] == ["openssl pending 10 d, past its 7 d SLA (critical)"]
+    assert doc["nodes"][0]["breaches"] == ["openssl pending 10 days, past its SLA of 7 days (critical)"]
