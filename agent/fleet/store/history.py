@@ -94,3 +94,20 @@ def assets(db: Database) -> tuple[list[dict[str, Any]], list[dict[str, Any]], di
     """The asset register's rows: nodes, devices (first and last report), and each device's latest body."""
     with db.transaction(write=False) as tx:
         return node_rows(tx), device_rows(tx), latest_bodies(tx, "modbus")
+
+
+def open_outages(tx: Tx) -> list[dict[str, Any]]:
+    """Device outage episodes still going on (what /metrics reports)."""
+    rows = tx.rows("SELECT node, device, start_ms, criticality, max_downtime_s FROM outages WHERE end_ms IS NULL "
+                   "ORDER BY node, device")
+    return [{"node": n, "device": d, "start_ms": int(s), "criticality": c, "max_downtime_s": float(m)}
+            for n, d, s, c, m in rows]
+
+
+def open_updates(tx: Tx) -> dict[str, list[dict[str, Any]]]:
+    """Per node the security updates pending now: package, severity, first seen."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for node, package, severity, first in tx.rows("SELECT node, package, severity, first_seen_ms FROM patch_updates "
+                                                  "WHERE gone_ms IS NULL ORDER BY node, package"):
+        out.setdefault(node, []).append({"package": package, "severity": severity, "first_seen_ms": int(first)})
+    return out
