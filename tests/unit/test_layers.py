@@ -32,7 +32,8 @@ LAYERS = {
 PURE = ("agent.core.reading", "agent.core.schedule", "agent.core.settings", "agent.trust.envelope",
         "agent.trust.canonical", "agent.readiness.model", "agent.readiness.policy", "agent.readiness.maintenance",
         "agent.collectors.modbus.codec", "agent.collectors.modbus.planner", "agent.collectors.modbus.frames",
-        "agent.fleet.bodies", "agent.fleet.state", "agent.fleet.review", "agent.fleet.report")
+        "agent.fleet.bodies", "agent.fleet.state", "agent.fleet.review", "agent.fleet.report",
+        "agent.fleet.register")
 IO_AND_SHELL = ("socket", "sqlite3", "subprocess", "threading", "asyncio", "paho", "pymodbus", "psutil", "http",
                 "urllib.request", "shutil", "agent.cli", "agent.daemon", "agent.delivery", "agent.fleet", "agent.web")
 
