@@ -52,10 +52,11 @@ def maintenance(body: dict[str, Any] | None) -> dict[str, Any]:
     """The node's maintenance windows and what its next one will install, from its latest patches body."""
     body = body or {}
     reboot = body.get("reboot_required") is True
+    due = sorted(body.get("due_in_next_window") or [])
+    pending = sorted({u.get("package") for u in body.get("security_updates") or [] if isinstance(u, dict)} - set(due))
     return {"time_zone": body.get("time_zone"), "next_window": body.get("next_window"),
             "following_window": body.get("following_window"),
-            "planned": sorted(body.get("due_in_next_window") or []), "reboot_required": reboot,
-            "patch_status": body.get("status")}
+            "planned": due, "can_wait": pending, "reboot_required": reboot, "patch_status": body.get("status")}
 
 
 def node_review(row: dict[str, Any], history: History, parts: dict[str, dict[str, list[dict[str, Any]]]]
@@ -125,9 +126,10 @@ def decisions(nodes: list[dict[str, Any]], now_ms: int) -> list[dict[str, str]]:
             f"the next window opens in {human((window['start_ms'] - now_ms) / 1000)}"
         late = [u["package"] for u in n["patches"]["open"] if u["past_sla"]]
         if late:
+            ask = "Approve an earlier window" if window else "Agree a window now"
             add(0, name, SECURITY, f"{name}: {_plural(len(late), 'security update')} past the SLA "
-                                   f"({', '.join(late[:3])}); {when}. Approve an earlier window, or accept the "
-                                   "risk in writing until then.")
+                                   f"({', '.join(late[:3])}); {when}. {ask}, or accept the risk in writing "
+                                   "until then.")
         elif n["patches"]["open"] and not window:
             add(2, name, SECURITY, f"{name}: {_plural(len(n['patches']['open']), 'security update')} pending and "
                                    "no maintenance window is agreed. Agree one.")

@@ -137,10 +137,22 @@ def _operations(doc: dict[str, Any], words: Words) -> str:
 <h3>Device availability</h3>{chart}</div>"""
 
 
+def plan(m: dict[str, Any], words: Words) -> str:
+    """What the node's next window will do: the updates due in it (skip it and they breach), the
+    pending ones that could wait for the window after, the reboot."""
+    if not m["next_window"]:
+        waiting = m["planned"] + m["can_wait"]
+        return "none agreed" + (f"; pending: {', '.join(waiting)}" if waiting else "")
+    parts = [f"install {', '.join(m['planned'])} (due)" if m["planned"] else "no update due"]
+    if m["can_wait"]:
+        parts.append(f"could also install {', '.join(m['can_wait'])}")
+    if m["reboot_required"]:
+        parts.append("reboot")
+    return f"{words.window(m['next_window'])}: {'; '.join(parts)}"
+
+
 def _node(n: dict[str, Any], words: Words) -> str:
     m = n["maintenance"]
-    planned = ", ".join(m["planned"]) or "nothing due"
-    reboot = " and a reboot" if m["reboot_required"] else ""
     devices = "".join(
         f"<tr><td>{escape(d['device'])}</td><td>{escape(d['criticality'])}</td><td>{escape(d['process'])}</td>"
         f"<td>{words.percent(d['availability_pct'])}</td><td>{d['outages']}</td>"
@@ -156,7 +168,7 @@ def _node(n: dict[str, Any], words: Words) -> str:
 <h3>{escape(n['node'])} {_badge(n['level'])} <span class="lens">security</span> {_badge(n['security'])}
 <span class="lens">operations</span> {_badge(n['operations'])}</h3>
 <p class="mute">{escape(" · ".join(filter(None, [n['site'], n['area'], n['process'], n['criticality']])))}</p>
-<p class="plan"><b>Next window:</b> {escape(words.window(m['next_window']))}: {escape(planned + reboot)}</p>
+<p class="plan"><b>Next window:</b> {escape(plan(m, words))}</p>
 <div class="breaches"><b>Breached:</b>{_list(n['breaches'], 'nothing')}</div>
 <div class="lenses"><div class="lens security"><h4>Security</h4>
 <b>Pending</b>{_list(patches, 'no security update pending')}<b>Patched in the window</b>{_list(patched, 'none')}
@@ -201,8 +213,7 @@ def markdown(doc: dict[str, Any]) -> str:
     for n in doc["nodes"]:
         m = n["maintenance"]
         out += [f"## {n['node']}: {n['level']} (security {n['security']}, operations {n['operations']})", "",
-                f"- Next window: {words.window(m['next_window'])}: {', '.join(m['planned']) or 'nothing due'}"
-                + (" and a reboot" if m["reboot_required"] else ""),
+                f"- Next window: {plan(m, words)}",
                 f"- Breached: {'; '.join(n['breaches']) or 'nothing'}", "",
                 "| Device | Criticality | Available | Outages | Longest | Tolerated |", "|---|---|---|---|---|---|"]
         out += [f"| {d['device']} | {d['criticality']} | {words.percent(d['availability_pct'])} | {d['outages']} | "

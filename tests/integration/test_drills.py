@@ -28,7 +28,8 @@ def test_the_four_required_drills_exist() -> None:
         assert scenario.steps and all(step.expect for step in scenario.steps), name
 
 
-@pytest.mark.parametrize("name", list_drills())
+# weekly_review plays three plant days into a store in test_review_drill.py (and checks it passed there).
+@pytest.mark.parametrize("name", [name for name in list_drills() if name != "weekly_review"])
 def test_drill_passes_with_the_expected_verdicts(name: str) -> None:
     lines: list[str] = []
     outcome = run_drill(name, out=lines.append)
