@@ -13,7 +13,7 @@ from typing import Any
 
 from agent.fleet import review
 from agent.fleet.review import History
-from agent.readiness.model import LEVELS, OPERATIONS, SECURITY, human
+from agent.readiness.model import LEVELS, OPERATIONS, SECURITY, counted, human
 from agent.readiness.policy import Policy
 
 LENSES = ("level", SECURITY, OPERATIONS)
@@ -28,10 +28,6 @@ def _by_node(rows: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     for row in rows:
         out.setdefault(row["node"], []).append(row)
     return out
-
-
-def _plural(count: int, word: str) -> str:
-    return f"{count} {word}{'' if count == 1 else 's'}"
 
 
 def device_review(name: str, policy: Policy, episodes: list[dict[str, Any]], first_ms: int | None,
@@ -127,23 +123,23 @@ def decisions(nodes: list[dict[str, Any]], now_ms: int) -> list[dict[str, str]]:
         late = [u["package"] for u in n["patches"]["open"] if u["past_sla"]]
         if late:
             ask = "Approve an earlier window" if window else "Agree a window now"
-            add(0, name, SECURITY, f"{name}: {_plural(len(late), 'security update')} past the SLA "
+            add(0, name, SECURITY, f"{name}: {counted(len(late), 'security update')} past the SLA "
                                    f"({', '.join(late[:3])}); {when}. {ask}, or accept the risk in writing "
                                    "until then.")
         elif n["patches"]["open"] and not window:
-            add(2, name, SECURITY, f"{name}: {_plural(len(n['patches']['open']), 'security update')} pending and "
+            add(2, name, SECURITY, f"{name}: {counted(len(n['patches']['open']), 'security update')} pending and "
                                    "no maintenance window is agreed. Agree one.")
         for device in n["devices"]:
             if device["breaches"]:
                 add(1, name, OPERATIONS, f"{name}: {device['device']} ({device['process'] or device['criticality']}) "
                                          f"was down {human(device['longest_ms'] / 1000)} against "
                                          f"{human(device['max_downtime_s'])} tolerated "
-                                         f"({_plural(device['breaches'], 'time')}). Review the tolerance, spares or "
+                                         f"({counted(device['breaches'], 'time')}). Review the tolerance, spares or "
                                          "redundancy.")
         forged = {r: c for r, c in n["rejected"].items() if r != "invalid_body"}
         if forged:
             how = ", ".join(f"{c} {REJECTION_WORDS.get(r, r.replace('_', ' '))}" for r, c in sorted(forged.items()))
-            add(0, name, SECURITY, f"{name}: {_plural(sum(forged.values()), 'message')} in its name failed "
+            add(0, name, SECURITY, f"{name}: {counted(sum(forged.values()), 'message')} in its name failed "
                                    f"verification ({how}). Find the sender on the plant network.")
         for flip in n["posture_flips"]:
             if flip["was"] == "pass" and flip["now"] == "fail":

@@ -112,11 +112,9 @@ class Updates:
         return "event: snapshot\ndata: " + data.decode() + "\n\n"
 
 
-def since_ms(view: FleetView, since: str) -> tuple[int, int]:
-    """(start, now) of a review window given as a duration ("7d"); ValueError says what is wrong."""
-    seconds = parse_duration(since)
-    if not 0 < seconds <= REVIEW_MAX_S:
-        raise ValueError(f"since={since!r}: give a duration longer than zero and at most 366d, e.g. 7d")
+def review_window(view: FleetView, since: str) -> tuple[int, int]:
+    """(start, now) of a review window given as a duration ("7d", checked by SINCE's pattern), at most a year."""
+    seconds = min(parse_duration(since), REVIEW_MAX_S)
     now = view.now_ms()
     return now - int(seconds * 1000), now
 
@@ -197,30 +195,23 @@ def create_app(view: FleetView, *, refresh_s: float = REFRESH_S) -> FastAPI:
     return app
 
 
-SINCE = Query(REVIEW_DEFAULT, description="the window, back from now: 7d, 30d, 12h")
+SINCE = Query(REVIEW_DEFAULT, pattern=r"^\d+(\.\d+)?(ms|s|m|h|d)?$",
+              description="the window, back from now: 7d, 30d, 12h (at most a year)")
 REVIEW_TYPES = {"html": "text/html; charset=utf-8", "md": "text/markdown; charset=utf-8",
                 "json": "application/json"}
 
 
 def _review_routes(app: FastAPI, view: FleetView) -> None:
-    async def document(since: str) -> dict[str, Any] | Response:
-        try:
-            start, now = since_ms(view, since)
-        except ValueError as exc:
-            return _json({"error": str(exc)}, 400)
-        return await run_in_threadpool(review, view.db, start, now)
+    async def document(since: str) -> dict[str, Any]:
+        return await run_in_threadpool(review, view.db, *review_window(view, since))
 
-    @app.get("/api/report", response_model=api.Review, responses={400: {"model": api.Problem}},
+    @app.get("/api/report", response_model=api.Review,
              summary="the joint review of a window: both lenses, breaches, plans, decisions")
     async def review_json(since: str = SINCE) -> Response:
-        doc = await document(since)
-        return doc if isinstance(doc, Response) else _json(doc)
+        return _json(await document(since))
 
     async def review_page(since: str = SINCE, format: str = Query("html", pattern="^(html|md|json)$")) -> Response:
-        doc = await document(since)
-        if isinstance(doc, Response):
-            return doc
-        text = report.render(doc, format, standalone=False)
+        text = report.render(await document(since), format, standalone=False)
         return Response(text.encode(), media_type=REVIEW_TYPES[format], headers=NO_STORE)
 
     app.add_api_route("/api/report", review_json, methods=["HEAD"], include_in_schema=False)

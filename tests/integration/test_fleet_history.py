@@ -180,3 +180,11 @@ def test_a_store_from_before_the_device_register_learns_its_devices_on_upgrade(s
             assert history.device_rows(tx) == [{"node": "panel-1", "device": "plc", "first_ms": 1000, "last_ms": 5000}]
     finally:
         db.close()
+
+
+def test_what_is_open_now_for_metrics(played) -> None:
+    board, t0 = played
+    with board.db.transaction(write=False) as tx:
+        assert history.open_outages(tx) == []  # both episodes ended
+        assert history.open_updates(tx) == {"panel-1": [{"package": "zlib", "severity": "unspecified",
+                                                         "first_seen_ms": t0 - DAY}]}

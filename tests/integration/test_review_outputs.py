@@ -115,8 +115,10 @@ def test_the_board_serves_the_same_review_and_register(served) -> None:
     status, _, body = get(served, "/api/report?since=2h")
     assert status == 200 and json.loads(body)["operations"]["breaches"] == 1
     status, _, body = get(served, "/api/report?since=forever")
-    assert status == 400 and "is not a duration" in json.loads(body)["error"]
-    assert get(served, "/report?since=0s")[0] == 400
+    assert status == 422 and json.loads(body)["detail"][0]["loc"] == ["query", "since"]
+    assert get(served, "/report?format=pdf")[0] == 422
+    status, _, body = get(served, "/api/report?since=99999d")  # at most a year
+    assert status == 200 and json.loads(body)["now_ms"] - json.loads(body)["since_ms"] == 366 * 86_400_000
     status, _, page = get(served, "/assets")
     no_inline_script_or_style(page)
     assert status == 200 and 'data-asset="panel-1/plc-line2"' in page and "Simulated Controls" in page
