@@ -7,6 +7,8 @@ source scripts/bootstrap.sh
 missing=()
 command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)  # a real broker
 command -v chromium >/dev/null || missing+=(chromium)  # the board's page is tested in a headless browser
+# config/prometheus/: promtool checks and unit-tests the alert rules; a real Prometheus scrapes a board.
+command -v promtool >/dev/null || [ -x /usr/bin/promtool ] || missing+=(prometheus)
 listening() { (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; }
 # The fleet store is tested against a real PostgreSQL on 127.0.0.1:5432 (user postgres, trust auth).
 installed_postgres=no

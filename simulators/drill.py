@@ -32,6 +32,8 @@ from agent.core.settings import parse_duration
 from agent.readiness.model import human
 from agent.readiness.policy import Asset, Policy
 from agent.fleet.ingest import IngestSettings
+from agent.fleet.state import SILENT_AFTER_S
+from agent.readiness.maintenance import MaintenanceConfig
 from agent.trust import keys
 from agent.web.board import Board
 from simulators.faults import Fault
@@ -66,6 +68,15 @@ class Scenario:
     cycle_s: float
     nodes: list[dict[str, Any]]
     steps: list[Step]
+    # A drill with long cycles (hours of plant time) raises both, so the board never judges a
+    # node silent or its readings stale between two cycles that are simply far apart.
+    silent_after_s: float = SILENT_AFTER_S
+    stale_after_s: float = Policy().stale_after_s
+    settle: bool = False  # wait for the board after every cycle: verdict changes stamped at their plant time
+
+    @property
+    def length_s(self) -> float:
+        return self.steps[-1].at_s if self.steps else 0.0
 
 
 def load_scenario(name: str) -> Scenario:
@@ -78,15 +89,23 @@ def load_scenario(name: str) -> Scenario:
     if [s.at_s for s in steps] != sorted(s.at_s for s in steps):
         raise ValueError(f"{path}: steps must be in time order")
     return Scenario(path.stem, data.get("title", path.stem), data.get("description", ""),
-                    parse_duration(data.get("cycle", "1m")), list(data.get("nodes", [])), steps)
+                    parse_duration(data.get("cycle", "1m")), list(data.get("nodes", [])), steps,
+                    parse_duration(data.get("silent_after", SILENT_AFTER_S)),
+                    parse_duration(data.get("stale_after", Policy().stale_after_s)), bool(data.get("settle", False)))
 
 
-def policy_of(node: dict[str, Any]) -> Policy:
+def policy_of(node: dict[str, Any], stale_after_s: float = Policy().stale_after_s) -> Policy:
     def asset(d: dict[str, Any], default_downtime: float) -> Asset:
         return Asset(d.get("criticality", "important"), d.get("process", ""),
                      parse_duration(d.get("max_downtime", default_downtime)))
 
-    return Policy(node=asset(node, 1800.0), devices={d["name"]: asset(d, 900.0) for d in node.get("devices", [])})
+    return Policy(node=asset(node, 1800.0), devices={d["name"]: asset(d, 900.0) for d in node.get("devices", [])},
+                  stale_after_s=stale_after_s)
+
+
+def maintenance_of(node: dict[str, Any]) -> MaintenanceConfig | None:
+    """A node's `maintenance` table (the agent's [maintenance] section), if it has one."""
+    return MaintenanceConfig.model_validate(node["maintenance"]) if "maintenance" in node else None
 
 
 # ----------------------------------------------------------------------------- the plant
@@ -94,10 +113,12 @@ def policy_of(node: dict[str, Any]) -> Policy:
 
 class DrillClock:
     """Simulated wall clock: set to the start plus a scenario offset; real time creeps on
-    between sets so successive messages still carry increasing timestamps."""
+    between sets so successive messages still carry increasing timestamps. The drill is played
+    as the `length_s` that just passed, so it ends about now: a store it leaves behind reads
+    as recent history (`edge-agent report --since 7d` right after covers it)."""
 
-    def __init__(self) -> None:
-        self.start = time.time()
+    def __init__(self, length_s: float = 0.0) -> None:
+        self.start = time.time() - length_s
         self._offset = 0.0
         self._mark = time.monotonic()
         self._lock = threading.Lock()
@@ -121,9 +142,9 @@ class Outcome:
 
 class Drill:
     def __init__(self, scenario: Scenario, workdir: Path, *, listen: tuple[str, int] = ("127.0.0.1", 0),
-                 out: Callable[[str], None] = print) -> None:
+                 out: Callable[[str], None] = print, db: str | None = None) -> None:
         self.scenario, self.workdir, self.out = scenario, workdir, out
-        self.clock = DrillClock()
+        self.clock = DrillClock(scenario.length_s)
         self.broker = PrivateMosquitto.in_folder(workdir)
         self.trust = keys.TrustStore()
         self.nodes: dict[str, SimNode] = {}
@@ -133,7 +154,8 @@ class Drill:
         for spec in scenario.nodes:
             key = Ed25519PrivateKey.generate()
             self.trust.add(key.public_key(), frozenset({spec["id"]}))
-            node = SimNode(spec["id"], key, policy=policy_of(spec), area=spec.get("area", ""), clock=self.clock)
+            node = SimNode(spec["id"], key, policy=policy_of(spec, scenario.stale_after_s), area=spec.get("area", ""),
+                           clock=self.clock, maintenance=maintenance_of(spec))
             for device in spec.get("devices", []):
                 if device.get("profile"):
                     plc = Simulator({1: load_profile(device["profile"])}, seed=1)
@@ -144,7 +166,8 @@ class Drill:
         self.broker.start()
         self.wire = Wire("127.0.0.1", self.broker.port)
         self.board = Board(f"mqtt://127.0.0.1:{self.broker.port}", self.trust, listen=listen, clock=self.clock,
-                           settings=IngestSettings(tick_s=0.5), refresh_s=0.5)
+                           settings=IngestSettings(tick_s=0.5, silent_after_ms=int(scenario.silent_after_s * 1000)),
+                           refresh_s=0.5, db=db)
         self.ingest = self.board.ingest
         assert self.ingest is not None
 
@@ -182,6 +205,10 @@ class Drill:
             node.patches = {**node.patches, "reboot_required": True,
                             "reboot": {"required": True, "flag_packages": packages, "kernel_pending": False}}
             return f"{node.node} needs a reboot ({', '.join(packages)})"
+        if kind == "check":
+            node.posture = {"checks": [{**c, "status": action["status"]} if c["id"] == action["id"] else c
+                                       for c in node.posture["checks"]]}
+            return f"{node.node}: hardening check {action['id']} now {action['status']}"
         if kind == "patches_installed":
             node.patches = clean_patches()
             return f"{node.node} patched and rebooted in the maintenance window"
@@ -233,7 +260,10 @@ class Drill:
             self.wire.send(self.nodes[name].cycle())
 
     def _board_caught_up(self) -> bool:
-        """The store holds every live node's latest verdict and every rejection this drill caused."""
+        """The store holds every live node's latest verdict and every rejection this drill caused,
+        and an ingest heartbeat as recent as the drill's clock (it jumps a cycle at a time)."""
+        if not self.board.fleet()["broker"]["connected"]:
+            return False
         for name in self.alive:
             detail = self.board.node(name)
             if detail is None or detail["streams"].get("readiness", {}).get("seq") != \
@@ -305,6 +335,8 @@ class Drill:
                 while t < step.at_s:
                     self.clock.set(t)
                     self.publish_cycle()
+                    if self.scenario.settle:
+                        self._until(self._board_caught_up, "the board to receive this cycle")
                     t += self.scenario.cycle_s
             self.clock.set(step.at_s)
             previous = step.at_s
@@ -342,10 +374,11 @@ class Drill:
 
 
 def run_drill(name: str, *, listen: tuple[str, int] = ("127.0.0.1", 0), out: Callable[[str], None] = print,
-              hold_s: float = 0.0) -> Outcome:
+              hold_s: float = 0.0, db: str | None = None) -> Outcome:
+    """Play a scenario; with `db` (a fleet store URL) the board keeps what it saw there."""
     scenario = load_scenario(name)
     workdir = Path(tempfile.mkdtemp(prefix=f"drill-{scenario.name}-"))
-    drill = Drill(scenario, workdir, listen=listen, out=out)
+    drill = Drill(scenario, workdir, listen=listen, out=out, db=db)
     try:
         outcome = drill.play()
         if hold_s:
@@ -358,6 +391,7 @@ def run_drill(name: str, *, listen: tuple[str, int] = ("127.0.0.1", 0), out: Cal
 
 
 def main(argv: list[str] | None = None) -> int:
+    from agent.fleet.store import StoreError
     from agent.web.server import parse_listen
 
     parser = argparse.ArgumentParser(prog="edge-sim drill", description=__doc__,
@@ -366,6 +400,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--list", action="store_true", help="list the scenarios and exit")
     parser.add_argument("--listen", default="127.0.0.1:0", help="where the drill's board serves (default: a free port)")
     parser.add_argument("--hold", type=float, default=0.0, help="keep the board up S seconds after the drill")
+    parser.add_argument("--db", default=None, metavar="URL",
+                        help="keep the board's fleet store here (a SQLite file or postgresql://...), e.g. for "
+                             "`edge-agent report --db URL` after the drill; default: a throwaway store")
     args = parser.parse_args(argv)
     if args.list or not args.scenario:
         for name in list_drills():
@@ -376,8 +413,8 @@ def main(argv: list[str] | None = None) -> int:
         print("edge-sim drill: mosquitto is not installed (apt-get install -y mosquitto)", file=sys.stderr)
         return 2
     try:
-        outcome = run_drill(args.scenario, listen=parse_listen(args.listen), hold_s=args.hold)
-    except ValueError as exc:
+        outcome = run_drill(args.scenario, listen=parse_listen(args.listen), hold_s=args.hold, db=args.db)
+    except (ValueError, StoreError) as exc:
         print(f"edge-sim drill: {exc}", file=sys.stderr)
         return 2
     return 0 if outcome.passed else 1

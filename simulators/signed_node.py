@@ -12,6 +12,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
+from datetime import datetime, timezone
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from agent.core.reading import Reading
+from agent.readiness.maintenance import MaintenanceConfig, schedule
 from agent.readiness.model import policy_reading
 from agent.readiness.policy import Policy
 from agent.trust import envelope, keys
@@ -48,6 +50,9 @@ def passing_posture() -> dict[str, Any]:
     ]}
 
 
+SYNTHETIC_IDENTITY = {"vendor_name": "Simulated Controls", "product_code": "SIM-PLC", "revision": "1.0"}
+
+
 @dataclass
 class SimDevice:
     name: str
@@ -57,12 +62,15 @@ class SimDevice:
     failures: int = 0
     last_error: dict[str, Any] | None = None  # docs/modbus.md: {kind, message, ts_ms}
     values: dict[str, Any] = field(default_factory=dict)
+    identity: dict[str, str] | None = None  # FC 43/14, once known (docs/modbus.md)
 
     def poll(self, now_ms: int) -> None:
         if self.endpoint is None:
             ok, error, values = self.online, None if self.online else "timeout", {"speed": 1450.0}
+            identity = SYNTHETIC_IDENTITY if ok else None
         else:
-            ok, error, values = _read_plc(self.endpoint)
+            ok, error, values, identity = _read_plc(self.endpoint, self.identity is None)
+        self.identity = self.identity or identity
         if ok:
             self.last_success_ms, self.failures, self.last_error, self.values = now_ms, 0, None, values
         else:
@@ -72,13 +80,20 @@ class SimDevice:
 
     def body(self) -> dict[str, Any]:
         state = "online" if self.failures == 0 and self.last_success_ms is not None else "offline"
-        return {"device": self.name, "values": self.values if state == "online" else {}, "units": {},
+        body = {"device": self.name, "unit": 1, "line": f"tcp:{self.endpoint}" if self.endpoint else f"sim:{self.name}",
+                "values": self.values if state == "online" else {}, "units": {},
                 "status": {"state": state, "last_success_ms": self.last_success_ms,
                            "consecutive_failures": self.failures, "latency_ms": 2.0 if state == "online" else None,
                            "errors": {}, "last_error": self.last_error}}
+        if self.identity:
+            body["identity"] = dict(self.identity)
+        return body
 
 
-def _read_plc(endpoint: str) -> tuple[bool, str | None, dict[str, Any]]:
+IDENTITY_OBJECTS = {0: "vendor_name", 1: "product_code", 2: "revision"}  # FC 43/14 basic objects
+
+
+def _read_plc(endpoint: str, identify: bool) -> tuple[bool, str | None, dict[str, Any], dict[str, str] | None]:
     from pymodbus.client import ModbusTcpClient
     from pymodbus.exceptions import ModbusException
 
@@ -86,13 +101,19 @@ def _read_plc(endpoint: str) -> tuple[bool, str | None, dict[str, Any]]:
     client = ModbusTcpClient(host, port=int(port), timeout=0.5, retries=0)
     try:
         if not client.connect():
-            return False, "connection refused", {}
+            return False, "connection refused", {}, None
         reply = client.read_holding_registers(0, count=4, device_id=1)
         if reply.isError():
-            return False, f"exception {getattr(reply, 'exception_code', '?')}", {}
-        return True, None, {f"holding_{i}": v for i, v in enumerate(reply.registers)}
+            return False, f"exception {getattr(reply, 'exception_code', '?')}", {}, None
+        identity = None
+        if identify:  # once, like the agent (once per connection)
+            info = client.read_device_information(read_code=1, device_id=1)
+            if not info.isError():
+                identity = {name: info.information[code].decode() for code, name in IDENTITY_OBJECTS.items()
+                            if code in info.information}
+        return True, None, {f"holding_{i}": v for i, v in enumerate(reply.registers)}, identity
     except (ModbusException, OSError) as exc:
-        return False, f"no reply ({type(exc).__name__})", {}
+        return False, f"no reply ({type(exc).__name__})", {}, None
     finally:
         client.close()
 
@@ -101,11 +122,13 @@ class SimNode:
     """One simulated panel PC: its key, its sequence, its messages' bodies and its policy."""
 
     def __init__(self, node: str, private_key, *, policy: Policy | None = None, prefix: str = "edge",
-                 site: str = "sim-plant", area: str = "", clock: Callable[[], float] = time.time) -> None:
+                 site: str = "sim-plant", area: str = "", clock: Callable[[], float] = time.time,
+                 maintenance: MaintenanceConfig | None = None) -> None:
         self.node, self.private_key, self.prefix = node, private_key, prefix
         self.kid = keys.key_id(private_key.public_key())
         self.policy = policy or Policy()
         self.site, self.area, self.clock = site, area, clock
+        self.maintenance = maintenance  # windows and SLAs: its patches bodies carry the schedule, as the agent's do
         self.session = secrets.token_hex(8)
         self.seq = 1
         self.devices: dict[str, SimDevice] = {name: SimDevice(name) for name in self.policy.devices}
@@ -132,6 +155,13 @@ class SimNode:
         return self.seal(Reading("status", {"state": state, "site": self.site, "area": self.area,
                                             "key_id": self.kid, "devices": sorted(self.devices)}, retain=True))
 
+    def patches_body(self, now_ms: int) -> dict[str, Any]:
+        body = dict(self.patches)
+        if self.maintenance is not None:
+            moment = datetime.fromtimestamp(now_ms / 1000, timezone.utc)
+            body.update(schedule(self.maintenance, body.get("security_updates") or [], moment))
+        return body
+
     def cycle(self) -> list[Message]:
         """One collection round: host, every device, patches, posture, then the node's own verdict."""
         now = self.now_ms()
@@ -139,7 +169,7 @@ class SimNode:
         for device in self.devices.values():
             device.poll(now)
             out.append(self.seal(Reading("modbus", device.body(), subject=device.name)))
-        out.append(self.seal(Reading("patches", dict(self.patches), retain=True)))
+        out.append(self.seal(Reading("patches", self.patches_body(now), retain=True)))
         out.append(self.seal(Reading("posture", dict(self.posture), retain=True)))
         out.append(self.seal(policy_reading(self.latest, self.policy, self.now_ms())))
         return out

@@ -115,6 +115,7 @@ class Identity(Model):
 class Modbus(Model):
     device: str | None = None
     unit: int | None = None
+    line: str | None = None
     values: dict[str, bool | int | float | str] = Field(default_factory=dict)
     units: dict[str, str] | None = None
     point_errors: dict[str, DeviceError] | None = None
@@ -149,6 +150,13 @@ class Reboot(Model):
     installed_kernels: list[str] | None = None
 
 
+class Window(Model):
+    start_ms: Millis
+    end_ms: Millis
+    start_local: str
+    ongoing: bool = False
+
+
 class Patches(Model):
     schema_: int | None = Field(None, alias="schema")
     status: Literal["ok", "stale", "unknown"]
@@ -160,6 +168,8 @@ class Patches(Model):
     reboot: Reboot | None = None
     last_install_ms: Millis | None = None
     time_zone: str | None = None
+    next_window: Window | None = None
+    following_window: Window | None = None
     due_in_next_window: list[str] | None = None
     sla_breaches: list[dict[str, Any]] | None = None
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.readiness import model as readiness
-from agent.readiness.policy import Policy
+from agent.readiness.policy import CRITICALITIES, Policy
 from agent.trust import envelope
 
 SILENT_AFTER_S = 120.0  # default: a node not heard from for this long shows silent
@@ -113,6 +113,25 @@ def evaluate(latest: dict[str, dict[str, Any]], policy: Policy, now_ms: int, *, 
     """The board's verdict for one node from its latest verified messages (stream -> {ts, body})."""
     return readiness.evaluate(readiness.inputs_of(latest), policy, now_ms, last_heard_ms=last_heard_ms,
                               silent_after_ms=silent_after_ms, rejected=rejected, disagreement=disagreement)
+
+
+DEVICE_CODES = ("device_offline", "device_stale", "device_degraded", "device_no_data")
+
+
+def device_summary(policy: Policy, reasons: list[dict[str, Any]], online: bool) -> dict[str, Any]:
+    """What a node's row says about its devices without a click: how many, how many are not
+    reading, and the worst of them (by level, then criticality). While the node itself is
+    offline or silent its devices' state is unknown (`reading` None)."""
+    troubled = [r for r in reasons if r.get("code") in DEVICE_CODES]
+    names = set(policy.devices) | {r.get("subject", "") for r in troubled}
+    if not online:
+        return {"count": len(names), "reading": None, "worst": None}
+    rank = {c: i for i, c in enumerate(reversed(CRITICALITIES))}
+    worst = max(troubled, default=None, key=lambda r: (readiness.LEVELS.index(r["level"]),
+                                                       rank.get(policy.device(r.get("subject", "")).criticality, 0)))
+    return {"count": len(names), "reading": len(names) - len({r.get("subject") for r in troubled}),
+            "worst": None if worst is None else {"name": worst.get("subject", ""), "level": worst["level"],
+                                                 "text": worst["text"]}}
 
 
 def online(verdict: readiness.Readiness, verified: bool) -> bool:

@@ -64,15 +64,36 @@ def worst(levels: Any) -> str:
 
 
 def human(seconds: float) -> str:
-    """A duration as people say it: 45 s, 12 min, 5 h, 3 d."""
+    """A duration as people say it: 45 s, 12 min, 5 hours, 3 days."""
     seconds = max(0.0, seconds)
     if seconds < 120:
         return f"{int(seconds)} s"
     if seconds < 2 * 3600:
         return f"{int(seconds // 60)} min"
     if seconds < 2 * 86400:
-        return f"{int(seconds // 3600)} h"
-    return f"{int(seconds // 86400)} d"
+        return f"{int(seconds // 3600)} hours"
+    return f"{int(seconds // 86400)} days"
+
+
+def counted(count: int, word: str, plural: str = "") -> str:
+    """"1 security update", "3 security updates"."""
+    return f"{count} {word if count == 1 else plural or word + 's'}"
+
+
+# What a failing hardening check means, said as the problem (a check's title names what it
+# expects: "The clock is synchronised" after "failed:" reads as a contradiction). The
+# evidence (adjtimex state, config lines) stays in the drill-down. Ids: agent/collectors/posture.
+CHECK_FAILED = {
+    "firewall": "no host firewall is active",
+    "ssh_root_login": "SSH lets root log in",
+    "ssh_password_auth": "SSH accepts passwords",
+    "listening_ports": "ports are open that were not agreed",
+    "time_sync": "the clock is not kept in sync with a time server",
+    "mac": "neither AppArmor nor SELinux enforces",
+    "auditd": "the audit daemon (auditd) is not running",
+    "usb_storage": "USB storage is not blocked",
+    "disk_encryption": "the disk is not encrypted",
+}
 
 
 def outage_level(asset: Asset, outage_s: float) -> str:
@@ -197,13 +218,16 @@ def host_reasons(latest: dict[str, dict], policy: Policy, now_ms: int) -> list[R
                               "temperature"))
     clock = _dict(body.get("clock"))
     if clock.get("synchronized") is False:
-        offset = _num(clock.get("offset_us"))
-        detail = f" (offset {offset / 1000:.0f} ms)" if offset is not None else ""
-        out.append(Reason(OPERATIONS, DEGRADED, "clock_unsynced", f"clock not synchronised{detail}", "clock"))
+        # Unsynchronised means no time server disciplines the clock; the offset the kernel last
+        # measured (often 0) says nothing then, so it is named only when it is large.
+        offset = abs(_num(clock.get("offset_us")) or 0.0) / 1000
+        drift = f", {offset / 1000:.1f} s off" if offset >= 1000 else f", {offset:.0f} ms off" if offset >= 100 else ""
+        out.append(Reason(OPERATIONS, DEGRADED, "clock_unsynced",
+                          f"clock not synchronised with a time server{drift}", "clock"))
     failed = [str(u) for u in body.get("failed_units") or []]
-    if failed:
-        out.append(Reason(OPERATIONS, DEGRADED, "failed_units",
-                          f"{len(failed)} systemd unit(s) failed: {', '.join(failed[:3])}", "units"))
+    if failed:  # the unit names are in the drill-down
+        out.append(Reason(OPERATIONS, DEGRADED, "failed_units", f"{counted(len(failed), 'system service')} failed",
+                          "units"))
     return out
 
 
@@ -246,22 +270,20 @@ def patch_reasons(latest: dict[str, dict], policy: Policy, now_ms: int) -> list[
         if first_seen is None:
             continue
         severity = str(update.get("severity", "unspecified"))
-        allowed_s = policy.patch_sla_s.get(severity, policy.patch_sla_s.get("unspecified", 14 * 86400.0))
+        allowed_s = policy.sla_s(severity)
         age_s = (now_ms - first_seen) / 1000
         entry = (age_s, allowed_s, str(update.get("package", "?")), severity)
         (breaches if age_s >= allowed_s else pending).append(entry)
     if breaches:
         breaches.sort(key=lambda e: e[1] - e[0])  # most overdue first
-        listed = "; ".join(f"{package} pending {human(age_s)}, {severity} SLA {human(allowed_s)}"
+        listed = "; ".join(f"{package} pending {human(age_s)}, SLA {human(allowed_s)} ({severity})"
                            for age_s, allowed_s, package, severity in breaches[:3])
         more = f"; and {len(breaches) - 3} more" if len(breaches) > 3 else ""
+        whose = "its" if len(breaches) == 1 else "their"
         out.append(Reason(SECURITY, AT_RISK, "sla_breach",
-                          f"{len(breaches)} security update(s) past the patch SLA: {listed}{more}", "patches"))
+                          f"{counted(len(breaches), 'security update')} past {whose} SLA: {listed}{more}", "patches"))
     if pending:
-        age_s, allowed_s, package, _ = max(pending, key=lambda e: e[0] / e[1])
-        out.append(Reason(SECURITY, DEGRADED, "security_pending",
-                          f"{len(pending)} security update(s) pending within SLA; closest: {package} "
-                          f"{human(age_s)} of {human(allowed_s)}", "patches"))
+        out.append(Reason(SECURITY, DEGRADED, "security_pending", _pending_text(pending), "patches"))
     if body.get("reboot_required") is True:
         reboot = _dict(body.get("reboot"))
         packages = [str(p) for p in reboot.get("flag_packages") or []]
@@ -272,6 +294,16 @@ def patch_reasons(latest: dict[str, dict], policy: Policy, now_ms: int) -> list[
     return out
 
 
+def _pending_text(pending: list[tuple[float, float, str, str]]) -> str:
+    """"76 security updates pending, oldest 52 s, SLA 14 days"; with several SLAs, which is due first."""
+    oldest = max(age for age, _, _, _ in pending)
+    text = f"{counted(len(pending), 'security update')} pending, oldest {human(oldest)}"
+    if len({allowed for _, allowed, _, _ in pending}) == 1:
+        return f"{text}, SLA {human(pending[0][1])}"
+    age_s, allowed_s, package, _ = min(pending, key=lambda e: e[1] - e[0])
+    return f"{text}; {package} is due first, in {human(allowed_s - age_s)} (SLA {human(allowed_s)})"
+
+
 def posture_reasons(latest: dict[str, dict]) -> list[Reason]:
     message = latest.get("posture")
     checks = _dict(message.get("body")).get("checks") if message else None
@@ -279,10 +311,10 @@ def posture_reasons(latest: dict[str, dict]) -> list[Reason]:
     for check in checks or []:
         check = _dict(check)
         if check.get("status") == "fail":
-            evidence = f" ({check['evidence']})" if check.get("evidence") else ""
-            out.append(Reason(SECURITY, DEGRADED, "check_failed",
-                              f"hardening check failed: {check.get('title') or check.get('id')}{evidence}"[:300],
-                              f"check:{check.get('id', '?')}"))
+            problem = CHECK_FAILED.get(str(check.get("id")))
+            text = f"hardening: {problem}" if problem else \
+                f"hardening check not met: {check.get('title') or check.get('id')}"
+            out.append(Reason(SECURITY, DEGRADED, "check_failed", text[:300], f"check:{check.get('id', '?')}"))
     return out
 
 
@@ -291,13 +323,14 @@ def integrity_reasons(rejected: dict[str, int]) -> list[Reason]:
     out = []
     if rejected.get("revoked_key"):
         out.append(Reason(SECURITY, DOWN, "key_revoked",
-                          f"{rejected['revoked_key']} message(s) signed with a revoked key", "integrity"))
+                          f"{counted(rejected['revoked_key'], 'message')} signed with a revoked key", "integrity"))
     others = {reason: n for reason, n in rejected.items() if reason != "revoked_key" and n}
     if others:
         total = sum(others.values())
         detail = ", ".join(f"{reason.replace('_', ' ')} ×{n}" for reason, n in sorted(others.items()))
         out.append(Reason(SECURITY, AT_RISK, "messages_rejected",
-                          f"{total} message(s) claiming this node failed verification: {detail}", "integrity"))
+                          f"{counted(total, 'message')} claiming this node failed verification: {detail}",
+                          "integrity"))
     return out
 
 

@@ -71,6 +71,11 @@ class Policy:
         """A device's tolerances; one missing from the policy gets the defaults."""
         return self.devices.get(name) or Asset()
 
+    def sla_s(self, severity: str) -> float:
+        """How long a security update of `severity` may stay pending; an unknown severity gets
+        the `unspecified` SLA."""
+        return self.patch_sla_s.get(severity, self.patch_sla_s.get("unspecified", SlaConfig().unspecified))
+
     def to_body(self) -> dict[str, Any]:
         return asdict(self)
 

@@ -58,6 +58,18 @@ class AgentVerdict(Doc):
     board: dict[str, Any] | None
 
 
+class WorstDevice(Doc):
+    name: str
+    level: Level
+    text: str
+
+
+class DeviceSummary(Doc):
+    count: int = Field(description="devices the node polls (its policy) or reports on")
+    reading: int | None = Field(description="of them, how many read fine; None while the node is offline or silent")
+    worst: WorstDevice | None = Field(description="the device in the worst state (level, then criticality)")
+
+
 class NodeRow(Doc):
     node: str
     site: str
@@ -71,6 +83,7 @@ class NodeRow(Doc):
     reasons: list[Reason]
     criticality: str
     process: str
+    device_summary: DeviceSummary
     unverified: Unverified
     loss: Loss
     agent: AgentVerdict | None
@@ -187,3 +200,46 @@ class NodeDetail(NodeRow):
 
 class Problem(Doc):
     error: str
+
+
+class Asset(Doc):
+    kind: Literal["node", "device"]
+    node: str
+    device: str = Field(description="empty for a node")
+    vendor: str = Field(description="from the device identification (Modbus FC 43/14)")
+    product_code: str
+    revision: str
+    criticality: str
+    process: str = Field(description="the business process it serves")
+    max_downtime_s: float = Field(description="the tolerated downtime agreed for it")
+    address: str = Field(description="a device's line (transport, host and port, or serial port) and unit id")
+    site: str
+    area: str
+    state: str
+    first_seen_ms: int | None
+    last_seen_ms: int | None
+    last_success_ms: int | None
+
+
+class Assets(Doc):
+    assets: list[Asset] = Field(description="every node, each followed by its Modbus devices")
+
+
+class Decision(Doc):
+    node: str
+    lens: Literal["security", "operations"]
+    text: str
+
+
+class Review(Doc):
+    since_ms: int
+    now_ms: int
+    time_zone: str
+    counts: dict[Level, int]
+    security: dict[str, Any] = Field(description="pending, past_sla, compliance, backlog [ms, pending, past SLA], "
+                                                 "rejected by reason, posture_flips")
+    operations: dict[str, Any] = Field(description="devices, outages, breaches, down_now, gaps")
+    decisions: list[Decision]
+    more_decisions: int
+    nodes: list[dict[str, Any]] = Field(description="per node: timeline, time_in_ms, devices, patches, "
+                                                    "posture_flips, maintenance, breaches, rejected, gaps")

@@ -7,6 +7,10 @@ Server-Sent Events and the OpenAPI schema.
     GET  /api/events         text/event-stream: `snapshot` (the whole fleet) on connect, then
                              `delta` (the header and the rows that changed) as they change
     GET  /openapi.json       the API's schema
+    GET  /report             the weekly review (agent.web.report): ?since=7d, ?format=html|md|json
+    GET  /api/report         the review as JSON (agent.web.api.Review); ?since=7d
+    GET  /assets             the asset register page; /assets.csv and /api/assets its exports
+    GET  /metrics            Prometheus text format (agent.web.metrics)
 HEAD is answered wherever GET is. `create_app(view)` is all a process needs; middleware
 (authentication, headers) wraps the app it returns.
 """
@@ -21,21 +25,26 @@ from collections.abc import AsyncIterator
 from importlib import resources
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.responses import Response, StreamingResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
 from agent import __version__
+from agent.core.settings import parse_duration
 from agent.fleet.store import StoreError
-from agent.web import api
-from agent.web.view import FleetView
+from agent.web import api, assets, metrics, report
+from agent.web.view import FleetView, asset_rows, review
 
 log = logging.getLogger(__name__)
 
 STATIC = resources.files("agent.web").joinpath("static")
 ASSETS = {"/": ("index.html", "text/html; charset=utf-8"), "/board.js": ("board.js", "text/javascript; charset=utf-8"),
-          "/board.css": ("board.css", "text/css; charset=utf-8")}  # no inline script: a CSP can forbid it
-REFRESH_S = 1.0  # how often the web reads the store for changes
+          "/board.css": ("board.css", "text/css; charset=utf-8"),
+          "/report.css": ("report.css", "text/css; charset=utf-8")}  # no inline script or style: a CSP can forbid it
+REFRESH_S = 1.0
+REVIEW_DEFAULT = "7d"  # the weekly meeting's window
+REVIEW_MAX_S = 366 * 86400.0  # how often the web reads the store for changes
 KEEPALIVE_S = 15.0  # an SSE comment this often keeps proxies and idle timers from closing the stream
 SUBSCRIBER_QUEUE = 16  # updates a slow page may fall behind before it gets a fresh snapshot
 NO_STORE = {"Cache-Control": "no-store"}
@@ -103,6 +112,13 @@ class Updates:
         return "event: snapshot\ndata: " + data.decode() + "\n\n"
 
 
+def review_window(view: FleetView, since: str) -> tuple[int, int]:
+    """(start, now) of a review window given as a duration ("7d", checked by SINCE's pattern), at most a year."""
+    seconds = min(parse_duration(since), REVIEW_MAX_S)
+    now = view.now_ms()
+    return now - int(seconds * 1000), now
+
+
 def _asset(content: bytes, media_type: str):
     async def asset() -> Response:
         return Response(content, media_type=media_type, headers=NO_STORE)
@@ -161,9 +177,61 @@ def create_app(view: FleetView, *, refresh_s: float = REFRESH_S) -> FastAPI:
         return StreamingResponse(updates.stream(request), media_type="text/event-stream",
                                  headers={**NO_STORE, "X-Accel-Buffering": "no"})
 
+    _review_routes(app, view)
+    _register_routes(app, view)
+    registry = metrics.registry_for(view)
+
+    async def prometheus() -> Response:
+        return Response(await run_in_threadpool(generate_latest, registry), media_type=CONTENT_TYPE_LATEST,
+                        headers=NO_STORE)
+
+    app.add_api_route("/metrics", prometheus, methods=["GET", "HEAD"], include_in_schema=False)
+
     @app.exception_handler(StoreError)
     async def store_unavailable(request: Request, exc: StoreError) -> Response:
         log.error("fleet store unavailable path=%s error=%s", request.url.path, exc)
         return _json({"error": "the fleet store is unavailable; see the board's log"}, 503)
 
     return app
+
+
+SINCE = Query(REVIEW_DEFAULT, pattern=r"^\d+(\.\d+)?(ms|s|m|h|d)?$",
+              description="the window, back from now: 7d, 30d, 12h (at most a year)")
+REVIEW_TYPES = {"html": "text/html; charset=utf-8", "md": "text/markdown; charset=utf-8",
+                "json": "application/json"}
+
+
+def _review_routes(app: FastAPI, view: FleetView) -> None:
+    async def document(since: str) -> dict[str, Any]:
+        return await run_in_threadpool(review, view.db, *review_window(view, since))
+
+    @app.get("/api/report", response_model=api.Review,
+             summary="the joint review of a window: both lenses, breaches, plans, decisions")
+    async def review_json(since: str = SINCE) -> Response:
+        return _json(await document(since))
+
+    async def review_page(since: str = SINCE, format: str = Query("html", pattern="^(html|md|json)$")) -> Response:
+        text = report.render(await document(since), format, standalone=False)
+        return Response(text.encode(), media_type=REVIEW_TYPES[format], headers=NO_STORE)
+
+    app.add_api_route("/api/report", review_json, methods=["HEAD"], include_in_schema=False)
+    app.add_api_route("/report", review_page, methods=["GET", "HEAD"], include_in_schema=False)
+
+
+def _register_routes(app: FastAPI, view: FleetView) -> None:
+    @app.get("/api/assets", response_model=api.Assets, summary="the asset register: every node and Modbus device")
+    async def assets_json() -> Response:
+        return _json({"assets": await run_in_threadpool(asset_rows, view.db)})
+
+    async def assets_csv() -> Response:
+        rows = await run_in_threadpool(asset_rows, view.db)
+        return Response(assets.to_csv(rows).encode(), media_type="text/csv; charset=utf-8",
+                        headers={**NO_STORE, "Content-Disposition": 'attachment; filename="assets.csv"'})
+
+    async def assets_page() -> Response:
+        rows = await run_in_threadpool(asset_rows, view.db)
+        return Response(assets.page(rows).encode(), media_type="text/html; charset=utf-8", headers=NO_STORE)
+
+    app.add_api_route("/api/assets", assets_json, methods=["HEAD"], include_in_schema=False)
+    app.add_api_route("/assets.csv", assets_csv, methods=["GET", "HEAD"], include_in_schema=False)
+    app.add_api_route("/assets", assets_page, methods=["GET", "HEAD"], include_in_schema=False)

@@ -15,8 +15,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from agent.fleet import state
-from agent.fleet.store import reads
+from agent.fleet import register, report, state
+from agent.fleet.store import history, reads
 from agent.fleet.store.db import Database
 from agent.readiness.model import LEVELS, OPERATIONS, SECURITY
 from agent.readiness.policy import Policy
@@ -34,16 +34,18 @@ def node_row(stored: dict[str, Any], timeline: list[tuple[int, str, str, str]], 
     reasons = stored["reasons"] or []
     verified = stored["verified"] > 0
     judged = bool(stored["level"])
+    online = verified and not any(r["code"] in ("node_offline", "node_silent") for r in reasons)
     return {
         "node": stored["node"], "site": stored["site"], "area": stored["area"],
         "verified": verified,
-        "online": verified and not any(r["code"] in ("node_offline", "node_silent") for r in reasons),
+        "online": online,
         "last_heard_ms": stored["last_heard_ms"],
         "level": stored["level"] if judged else None,
         SECURITY: stored["security"] if judged else None,
         OPERATIONS: stored["operations"] if judged else None,
         "reasons": reasons,
         "criticality": policy.node.criticality, "process": policy.node.process,
+        "device_summary": state.device_summary(policy, reasons, online),
         "unverified": {"count": sum(rejected.values()), "by_reason": rejected, "last": last_rejected},
         "loss": {"gaps": gaps, "duplicates": stored["duplicates"], "messages": stored["verified"],
                  "ignored_streams": stored["ignored_streams"]},
@@ -221,6 +223,19 @@ class FleetView:
         with self.lock:
             return {**self.header(), "nodes": sorted((self._rows[n] for n in nodes if n in self._rows), key=_rank)}
 
+    def policies(self) -> dict[str, Policy]:
+        with self.lock:
+            return {node: Policy.from_body(row["policy"]) for node, row in self._stored.items()}
+
+    def rejected_by_reason(self) -> dict[str, int]:
+        """Failed messages in the last hour by reason, whoever they claimed to be (as of the last summary)."""
+        total: dict[str, int] = {}
+        with self.lock:
+            for counts in self._rejected.values():
+                for reason, copies in counts.items():
+                    total[reason] = total.get(reason, 0) + copies
+        return total
+
     def detail(self, node: str) -> dict[str, Any] | None:
         if node not in self._rows:
             with self.db.transaction(write=False) as tx:
@@ -239,6 +254,16 @@ class FleetView:
         policy = Policy.from_body(self._stored[node]["policy"])
         return {**row, **node_parts(latest, policy), "rejections": rejections, "outages": outages,
                 "sessions": sessions, "policy": policy.to_body()}
+
+
+def review(db: Database, since_ms: int, now_ms: int) -> dict[str, Any]:
+    """The review document (agent.fleet.report) of [since_ms, now_ms], read from the store now."""
+    return report.build(history.gather(db, since_ms, now_ms))
+
+
+def asset_rows(db: Database) -> list[dict[str, Any]]:
+    """The asset register's rows (agent.fleet.register), read from the store now."""
+    return register.register(*history.assets(db))
 
 
 def node_parts(latest: dict[str, dict[str, Any]], policy: Policy) -> dict[str, Any]:

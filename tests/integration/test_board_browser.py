@@ -55,6 +55,9 @@ def live_board(broker, tmp_path: Path):
         nodes["panel-2"].devices["plc-line2"].online = False
         nodes["panel-3"].patches = {**nodes["panel-3"].patches, "reboot_required": True,
                                     "reboot": {"flag_packages": ["linux-image-amd64"]}}
+        nodes["panel-3"].host = {**nodes["panel-3"].host, "failed_units": ["hmi.service"],
+                                 "clock": {"synchronized": False, "offset_us": 0, "source": "adjtimex",
+                                           "max_error_us": 16_000_000}}
         for node in nodes.values():
             wire.send([node.status("online"), *node.cycle()])
         impostor = SimNode("panel-2", Ed25519PrivateKey.generate(), policy=policy)
@@ -93,6 +96,14 @@ def test_live_page_shows_both_lenses_reasons_and_an_unmistakable_unverified_mark
     assert 'data-mark="unverified"' in p2 and "UNVERIFIED ×1" in p2
     assert 'data-security="degraded"' in p3 and "reboot required for linux-image-amd64" in p3
     assert 'data-agreement="agrees"' in p1
+    # The devices without a click: how many, how many not reading, the worst one (what the COO asks first).
+    assert "✔ 2 devices, all reading" in p1 and "1 of 2 devices not reading" in p2
+    assert 'data-worst="plc-line2"' in p2 and 'data-level="at_risk"' in p2
+    assert all('class="more"' in r and "details ›" in r for r in shown.values())  # the row says it opens
+    # Words both leads read at a glance; raw evidence (unit names, adjtimex state) waits in the drill-down.
+    assert "clock not synchronised with a time server" in p3 and "offset" not in p3 and "hmi.service" not in p3
+    assert "1 system service failed" in p3 and "(s)" not in dom
+    assert "Verdict history" in dom and "Last hours" not in dom
     assert dom.index('data-node="panel-2"') < dom.index('data-node="panel-1"')  # worst first
     assert 'class="timeline"' in p1
     # Live: a change reaches the open page over Server-Sent Events, no reload, no polling.
@@ -113,6 +124,14 @@ def test_drill_down_and_screenshot(live_board, browser, tmp_path: Path) -> None:
     dom = browser.open(board.url + "#panel-2", "document.querySelector('[data-device=\"meter-2\"]')")
     assert 'data-device="plc-line2"' in dom and 'data-device="meter-2"' in dom
     assert "Rejected messages" in dom and "unknown_key" in dom
+    plc = browser.evaluate("document.querySelector('[data-device=\"plc-line2\"]').textContent")
+    assert "timeout" in plc and "[object Object]" not in dom  # last_error is {kind, message, ts_ms}: its message
+    # Following a row's link opens that node's drill-down with the raw evidence.
+    browser.evaluate("document.querySelector('tr[data-node=\"panel-3\"] a.more').click()")
+    wait_until(lambda: "hmi.service" in (browser.evaluate("document.getElementById('detail').textContent") or ""),
+               "panel-3's drill-down after following its link", timeout=30)
+    detail = browser.evaluate("document.getElementById('detail').textContent")
+    assert "source adjtimex, offset 0 ms, max error 16000 ms" in detail
     data = browser.screenshot()
     assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 30_000  # a rendered page, not a blank one
     width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")

@@ -28,7 +28,8 @@ def test_the_four_required_drills_exist() -> None:
         assert scenario.steps and all(step.expect for step in scenario.steps), name
 
 
-@pytest.mark.parametrize("name", list_drills())
+# weekly_review plays three plant days into a store in test_review_drill.py (and checks it passed there).
+@pytest.mark.parametrize("name", [name for name in list_drills() if name != "weekly_review"])
 def test_drill_passes_with_the_expected_verdicts(name: str) -> None:
     lines: list[str] = []
     outcome = run_drill(name, out=lines.append)
@@ -60,7 +61,7 @@ def test_edge_sim_drill_command_prints_the_timeline() -> None:
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "== drill: Security backlog past SLA with a reboot pending ==" in result.stdout
-    assert "past the patch SLA" in result.stdout and "✔" in result.stdout and "PASSED" in result.stdout
+    assert "past their SLA" in result.stdout and "✔" in result.stdout and "PASSED" in result.stdout
     listing = subprocess.run([sys.executable, "-m", "simulators.cli", "drill", "--list"],
                              capture_output=True, text=True, timeout=60)
     assert "critical_plc_offline" in listing.stdout

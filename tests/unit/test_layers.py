@@ -32,7 +32,8 @@ LAYERS = {
 PURE = ("agent.core.reading", "agent.core.schedule", "agent.core.settings", "agent.trust.envelope",
         "agent.trust.bridge", "agent.trust.canonical", "agent.readiness.model", "agent.readiness.policy",
         "agent.readiness.maintenance", "agent.collectors.modbus.codec", "agent.collectors.modbus.planner",
-        "agent.collectors.modbus.frames", "agent.fleet.bodies", "agent.fleet.state")
+        "agent.collectors.modbus.frames", "agent.fleet.bodies", "agent.fleet.state", "agent.fleet.review",
+        "agent.fleet.report", "agent.fleet.register")
 IO_AND_SHELL = ("socket", "sqlite3", "subprocess", "threading", "asyncio", "paho", "pymodbus", "psutil", "http",
                 "urllib.request", "shutil", "agent.cli", "agent.daemon", "agent.delivery", "agent.fleet", "agent.web")
 
@@ -130,7 +131,8 @@ def test_no_import_cycles_at_module_level() -> None:
 
 @pytest.mark.parametrize("module", PURE)
 def test_pure_modules_import_no_io_and_no_shell(module: str) -> None:
-    bad = [t for t, _ in imports(module) if any(t == f or t.startswith(f + ".") for f in IO_AND_SHELL)]
+    bad = [t for t, _ in imports(module)  # another pure module is fine wherever it lives
+           if t not in PURE and any(t == f or t.startswith(f + ".") for f in IO_AND_SHELL)]
     assert not bad, f"{module} imports {bad}"
 
 

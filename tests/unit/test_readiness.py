@@ -84,7 +84,7 @@ CASES = [
      {}, "device_offline", AT_RISK, "plc-line2 offline (never reached) 5 s of 15 min tolerated"),
     ("supporting meter past tolerance is only degraded",
      with_change("modbus/meter-1", device("offline", NOW - 2 * 3600_000)),
-     {}, "device_offline", DEGRADED, "meter-1 offline 2 h, past the 60 min tolerated"),
+     {}, "device_offline", DEGRADED, "meter-1 offline 2 hours, past the 60 min tolerated"),
     ("device degraded", with_change("modbus/plc-line2", device("degraded", consecutive_failures=2, last_error="timeout")),
      {}, "device_degraded", DEGRADED, "plc-line2 degraded: 2 failed reads in a row, last error timeout"),
     ("device readings stale", with_change("modbus/plc-line2", msg(device()["body"], ts=NOW - 10 * MIN)),
@@ -102,9 +102,12 @@ CASES = [
     ("temperature", with_change("host:temperatures", {"acpi/cpu": 84.0, "nvme/x": 40.0}), {}, "temperature_high",
      DEGRADED, "temperature acpi/cpu at 84 °C"),
     ("clock not synchronised", with_change("host:clock", {"synchronized": False, "offset_us": 2_500_000}), {},
-     "clock_unsynced", DEGRADED, "clock not synchronised (offset 2500 ms)"),
+     "clock_unsynced", DEGRADED, "clock not synchronised with a time server, 2.5 s off"),
+    # The kernel's last offset (often 0) means nothing while no time server disciplines the clock.
+    ("clock not synchronised, offset 0", with_change("host:clock", {"synchronized": False, "offset_us": 0}), {},
+     "clock_unsynced", DEGRADED, "clock not synchronised with a time server"),
     ("failed systemd units", with_change("host:failed_units", ["hmi.service"]), {}, "failed_units", DEGRADED,
-     "1 systemd unit(s) failed: hmi.service"),
+     "1 system service failed"),  # unit names: the drill-down
     ("spool not writable", with_change("status:storage", {"state": "degraded", "cause": "disk full",
                                                           "memory_depth": 120, "quarantined": None}),
      {}, "storage_degraded", DEGRADED, "storage disk full: 120 new messages held in memory, lost if the agent stops"),
@@ -117,22 +120,34 @@ CASES = [
      {}, "patch_state_unknown", DEGRADED, "patch state stale, \"0 pending\" cannot be trusted: package lists 40 days old"),
     ("security updates pending within SLA",
      with_change("patches:security_updates", [security_update("openssl", 3 * DAY), security_update("curl", DAY)]),
-     {}, "security_pending", DEGRADED, "2 security update(s) pending within SLA; closest: openssl 3 d of 14 d"),
+     {}, "security_pending", DEGRADED, "2 security updates pending, oldest 3 days, SLA 14 days"),
+    ("security updates pending under different SLAs",
+     with_change("patches:security_updates", [security_update("zlib", 3 * DAY), security_update("openssl", DAY, "critical")]),
+     {}, "security_pending", DEGRADED,
+     "2 security updates pending, oldest 3 days; openssl is due first, in 6 days (SLA 7 days)"),
+    ("one security update pending", with_change("patches:security_updates", [security_update("apt", 52_000)]),
+     {}, "security_pending", DEGRADED, "1 security update pending, oldest 52 s, SLA 14 days"),
     ("security update past SLA",
      with_change("patches:security_updates", [security_update("openssl", 10 * DAY, "critical"),
                                                security_update("curl", DAY)]),
-     {}, "sla_breach", AT_RISK, "1 security update(s) past the patch SLA: openssl pending 10 d, critical SLA 7 d"),
+     {}, "sla_breach", AT_RISK, "1 security update past its SLA: openssl pending 10 days, SLA 7 days (critical)"),
     ("reboot required", healthy() | {"patches": msg({
         "status": "ok", "security_updates": [], "reboot_required": True,
         "reboot": {"flag_packages": ["libc6"], "kernel_pending": False}})},
      {}, "reboot_required", DEGRADED, "reboot required for libc6"),
     ("hardening check failed", with_change("posture:checks", [{"id": "ssh_root_login", "title": "SSH root login disabled",
                                                                "status": "fail", "evidence": "PermitRootLogin yes"}]),
-     {}, "check_failed", DEGRADED, "hardening check failed: SSH root login disabled (PermitRootLogin yes)"),
+     {}, "check_failed", DEGRADED, "hardening: SSH lets root log in"),  # the evidence: the drill-down
+    ("clock check failed", with_change("posture:checks", [{"id": "time_sync", "title": "The clock is synchronised",
+                                                           "status": "fail", "evidence": "adjtimex: STA_UNSYNC"}]),
+     {}, "check_failed", DEGRADED, "hardening: the clock is not kept in sync with a time server"),
+    ("a check the model has no words for", with_change("posture:checks", [{"id": "new_check", "title": "Something holds",
+                                                                           "status": "fail"}]),
+     {}, "check_failed", DEGRADED, "hardening check not met: Something holds"),
     ("forged messages", healthy(), {"rejected": {"bad_signature": 2, "unknown_key": 1}}, "messages_rejected", AT_RISK,
-     "3 message(s) claiming this node failed verification: bad signature ×2, unknown key ×1"),
+     "3 messages claiming this node failed verification: bad signature ×2, unknown key ×1"),
     ("revoked key", healthy(), {"rejected": {"revoked_key": 1}}, "key_revoked", DOWN,
-     "1 message(s) signed with a revoked key"),
+     "1 message signed with a revoked key"),
     ("agent's verdict disagrees with its data", healthy(), {"disagreement": "the agent says ready; its messages say down"},
      "verdict_disagrees", DEGRADED, "the agent says ready; its messages say down"),
 ]
@@ -205,7 +220,7 @@ def test_tolerance_boundary_is_exact() -> None:
 
 
 @pytest.mark.parametrize(("seconds", "text"), [(0, "0 s"), (45, "45 s"), (119, "119 s"), (720, "12 min"),
-                                               (7199, "119 min"), (7200, "2 h"), (3 * 86400, "3 d")])
+                                               (7199, "119 min"), (7200, "2 hours"), (3 * 86400, "3 days")])
 def test_human_durations(seconds: float, text: str) -> None:
     assert readiness.human(seconds) == text
 
@@ -234,3 +249,13 @@ def test_malformed_bodies_do_not_crash_the_model() -> None:
               "posture": msg({"checks": [1, {"status": "fail"}]})}
     verdict = evaluate(latest, POLICY, NOW)
     assert verdict.level in readiness.LEVELS
+
+
+def test_every_posture_check_has_words_for_its_failure() -> None:
+    """The failure words name every check the posture collector has (a new check needs its words)."""
+    import re
+    from pathlib import Path
+
+    source = (Path(readiness.__file__).parents[1] / "collectors" / "posture" / "collector.py").read_text()
+    assert set(re.findall(r'_check\("(\w+)"', source)) | set(re.findall(r'\("(\w+)", \w+_title', source)) \
+        == set(readiness.CHECK_FAILED)

@@ -307,6 +307,7 @@ class DevicePoller:
         body: dict[str, Any] = {
             "device": self.device.name,
             "unit": self.device.unit,
+            "line": self.device.line,
             "values": values,
             "units": {n: u for n, u in self._units.items() if n in values},
             "status": self.status.as_json(),

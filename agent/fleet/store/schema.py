@@ -20,6 +20,8 @@ Tables (times are milliseconds since the Unix epoch):
   outages      device outage episodes: start, end (NULL while it lasts)
   patch_updates  each pending security update per node: first seen, gone
   posture_changes  each hardening check's status when it changed
+  devices      each Modbus device a node reported: first and last report (the asset register;
+               availability is measured from the first)
   ingest_instances  each ingest process's heartbeat and broker link (what the web shows)
   leases       which ingest process runs the fleet-wide periodic work
 """
@@ -89,6 +91,16 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             instance TEXT PRIMARY KEY, started_ms BIGINT NOT NULL, heartbeat_ms BIGINT NOT NULL,
             connected INTEGER NOT NULL, since_ms BIGINT NOT NULL, broker TEXT NOT NULL)""",
         """CREATE TABLE leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, until_ms BIGINT NOT NULL)""",
+    ]),
+    (2, "device register", [
+        """CREATE TABLE devices (
+            node TEXT NOT NULL, device TEXT NOT NULL, first_ms BIGINT NOT NULL, last_ms BIGINT NOT NULL,
+            PRIMARY KEY (node, device))""",
+        # Devices already reporting: first seen no later than their oldest outage or latest report.
+        """INSERT INTO devices (node, device, first_ms, last_ms)
+            SELECT l.node, substr(l.stream, 8), COALESCE((SELECT MIN(o.start_ms) FROM outages o WHERE o.node = l.node
+                AND o.device = substr(l.stream, 8) AND o.start_ms < l.ts_ms), l.ts_ms), l.ts_ms
+            FROM latest l WHERE l.kind = 'modbus' AND substr(l.stream, 1, 7) = 'modbus/'""",
     ]),
 ]
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -3,7 +3,7 @@ a lease (so only one process runs the fleet-wide periodic work at a time) and re
 
 Retention: verified messages are kept `retention_ms` (they are also the replay guard, so never
 less than the verifier's maximum age: an older message is refused by its timestamp anyway);
-history (verdict transitions, outages, patch and posture history, sessions, rejections) is
+history (verdict transitions, outages, patch and posture history, sessions, rejections, devices) is
 kept `history_ms`, the last known state of each series always. Deletes go in slices so no
 transaction holds the store for long.
 """
@@ -82,6 +82,7 @@ def prune(db: Database, now_ms: int, keep: Retention) -> dict[str, int]:
         done["outages"] = tx.count("DELETE FROM outages WHERE end_ms < %s", [history])
         done["patch_updates"] = tx.count("DELETE FROM patch_updates WHERE gone_ms < %s", [history])
         done["sessions"] = tx.count("DELETE FROM sessions WHERE last_ms < %s", [history])
+        done["devices"] = tx.count("DELETE FROM devices WHERE last_ms < %s", [history])  # retired long ago
         done["ingest_instances"] = tx.count("DELETE FROM ingest_instances WHERE heartbeat_ms < %s", [now_ms - DAY_MS])
     if any(done.values()):
         log.info("fleet store pruned %s", " ".join(f"{table}={n}" for table, n in done.items()))

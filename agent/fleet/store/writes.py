@@ -274,8 +274,9 @@ def held(arrival: Arrival) -> state.Held:
 def derive(tx: Tx, applied: list[Arrival]) -> None:
     """What streams' new latest messages change beyond `latest`: the node's site and held Will,
     the agent's verdict and the board's agreement, device outages, patch and posture history."""
-    up = [a for a in applied if a.fields["kind"] == "modbus" and a.fields["body"]["status"]["state"] != "offline"]
-    end_outages(tx, up)  # the frequent case: one statement for the batch
+    modbus = [a for a in applied if a.fields["kind"] == "modbus"]
+    register_devices(tx, modbus)
+    end_outages(tx, [a for a in modbus if a.fields["body"]["status"]["state"] != "offline"])  # one statement
     for arrival in applied:
         fields = arrival.fields
         node, kind, body, ts = fields["node"], fields["kind"], fields["body"], fields["ts"]
@@ -288,7 +289,7 @@ def derive(tx: Tx, applied: list[Arrival]) -> None:
         elif kind == "readiness":
             _agent_verdict(tx, node, fields)
         elif kind == "modbus" and body["status"]["state"] == "offline":
-            _outage_starts(tx, node, arrival.where[1].partition("/")[2], body, ts)
+            _outage_starts(tx, node, device_of(arrival), body, ts)
         elif kind == "patches" and body.get("status") == "ok":  # a failed scan's empty list is no news
             _patches(tx, node, body, ts)
         elif kind == "posture":
@@ -315,11 +316,32 @@ def policy_of(tx: Tx, node: str) -> Policy:
     return Policy.from_body(json.loads(rows[0][0]) if rows and rows[0][0] else None)
 
 
+def device_of(arrival: Arrival) -> str:
+    """The Modbus device a reading is about, from its topic as its site published it."""
+    where = arrival.where
+    assert where is not None  # ingest stores only messages whose topic names node and stream
+    return where[1].partition("/")[2]
+
+
+def register_devices(tx: Tx, modbus: list[Arrival]) -> None:
+    """Each reporting device's first and last report (the asset register)."""
+    spans: dict[tuple[str, str], list[int]] = {}
+    for arrival in modbus:
+        ts = arrival.fields["ts"]
+        span = spans.setdefault((arrival.fields["node"], device_of(arrival)), [ts, ts])
+        span[0], span[1] = min(span[0], ts), max(span[1], ts)
+    tx.many("INSERT INTO devices (node, device, first_ms, last_ms) VALUES {rows} ON CONFLICT (node, device) DO UPDATE "
+            "SET first_ms = CASE WHEN excluded.first_ms < devices.first_ms THEN excluded.first_ms "
+            "ELSE devices.first_ms END, last_ms = CASE WHEN excluded.last_ms > devices.last_ms "
+            "THEN excluded.last_ms ELSE devices.last_ms END",
+            [(*key, *span) for key, span in sorted(spans.items())])
+
+
 def end_outages(tx: Tx, up: list[Arrival]) -> None:
     """Devices reading again: their open outage episodes end at the reading's time."""
     tx.many("UPDATE outages SET end_ms = v.column3 FROM (VALUES {rows}) AS v WHERE outages.node = v.column1 "
             "AND outages.device = v.column2 AND outages.end_ms IS NULL AND outages.start_ms <= v.column3",
-            sorted({(a.fields["node"], a.where[1].partition("/")[2], a.fields["ts"]) for a in up}))
+            sorted({(a.fields["node"], device_of(a), a.fields["ts"]) for a in up}))
 
 
 def _outage_starts(tx: Tx, node: str, device: str, body: dict[str, Any], ts: int) -> None:

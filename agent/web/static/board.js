@@ -11,14 +11,19 @@ function timeline(points, now) {
   // From the first verdict the board recorded (at most its history) to now.
   const start = Math.min(points[0].ms, now - 60e3), span = Math.max(1, now - start);
   const label = span < 7200e3 ? `${Math.round(span / 60e3)} min` : `${Math.round(span / 3600e3)} h`;
-  const gap = points[0].ms > start ? `<span style="width:${(100 * (points[0].ms - start) / span).toFixed(2)}%"></span>` : "";
+  // Widths go through data-w and the CSSOM (sized()), not style attributes: a CSP without inline style allows that.
+  const gap = points[0].ms > start ? `<span data-w="${(100 * (points[0].ms - start) / span).toFixed(2)}"></span>` : "";
   return `<div class="timeline" title="verdict over the last ${label}">${gap}` +
     points.map((p, i) => {
       const end = i + 1 < points.length ? points[i + 1].ms : now;
       const from = p.ms;
-      return `<span class="${esc(p.level)}" style="width:${(100 * (end - from) / span).toFixed(2)}%"
+      return `<span class="${esc(p.level)}" data-w="${(100 * (end - from) / span).toFixed(2)}"
                title="${esc(p.level)} since ${new Date(p.ms).toLocaleTimeString()}"></span>`;
     }).join("") + `</div><div class="lens">last ${label}</div>`;
+}
+
+function sized(root) {
+  for (const el of root.querySelectorAll("[data-w]")) el.style.width = `${el.dataset.w}%`;
 }
 
 function signatures(n) {
@@ -40,6 +45,17 @@ function agent(n) {
   return `${badge(a.verdict.level)} <span class="${cls}" data-agreement="${esc(a.agreement)}">${word}</span>`;
 }
 
+function devices(n) {
+  const d = n.device_summary;
+  if (!d.count) return `<span class="mute">no devices</span>`;
+  if (d.reading === null) return `<span class="mute">${d.count} device${d.count === 1 ? "" : "s"}, state unknown while the node is away</span>`;
+  const all = `${d.count} device${d.count === 1 ? "" : "s"}`;
+  if (!d.worst) return `<span class="verified" data-devices-reading="${d.reading}">✔ ${all}, all reading</span>`;
+  const down = d.count - d.reading;
+  return `<div data-devices-reading="${d.reading}"><b>${down} of ${all} not reading</b></div>
+    <div class="worst" data-level="${esc(d.worst.level)}" data-worst="${esc(d.worst.name)}">${esc(d.worst.text)}</div>`;
+}
+
 function row(n, now) {
   const reasons = n.reasons.length ? `<ul class="reasons">${n.reasons.map(r =>
       `<li data-level="${esc(r.level)}"><span class="lens">${esc(r.lens)}</span> ${esc(r.text)}</li>`).join("")}</ul>`
@@ -49,9 +65,19 @@ function row(n, now) {
       data-security="${esc(n.security)}" data-operations="${esc(n.operations)}" data-unverified="${n.unverified.count}"
       data-verified="${n.verified}" data-online="${n.online}">
     <td><b>${esc(n.node)}</b> <span class="lens">${esc(n.criticality)}</span><div class="lens">${esc(place)}</div>
-        ${n.online ? "" : `<div class="offline">OFFLINE</div>`}<div class="lens">heard ${ago(n.last_heard_ms, now)}</div></td>
+        ${n.online ? "" : `<div class="offline">OFFLINE</div>`}<div class="lens">heard ${ago(n.last_heard_ms, now)}</div>
+        <a class="more" href="#${encodeURIComponent(n.node)}">details ›</a></td>
     <td>${n.verified ? badge(n.level) : badge(null)}</td><td>${badge(n.security)}</td><td>${badge(n.operations)}</td>
-    <td>${reasons}</td><td>${signatures(n)}</td><td>${agent(n)}</td><td>${timeline(n.timeline, now)}</td></tr>`;
+    <td>${devices(n)}</td><td>${reasons}</td><td>${signatures(n)}</td><td>${agent(n)}</td><td>${timeline(n.timeline, now)}</td></tr>`;
+}
+
+function clock(c) {
+  // The raw evidence (source, offset, maximum error) belongs here, not in the row's reason.
+  const facts = [c.source && `source ${esc(c.source)}`, c.offset_us != null && `offset ${esc(Math.round(c.offset_us / 1000))} ms`,
+    c.max_error_us != null && `max error ${esc(Math.round(c.max_error_us / 1000))} ms`].filter(Boolean).join(", ");
+  const state = c.synchronized === false ? "<b>not synchronised with a time server</b>"
+    : c.synchronized ? "synchronised" : "state unknown";
+  return facts ? `${state} (${facts})` : state;
 }
 
 function detail(d, now) {
@@ -82,7 +108,8 @@ function detail(d, now) {
       <th>Tolerated</th><th>Latency ms</th><th>Last error</th><th>Values</th></tr></thead><tbody>${devices}</tbody></table>
     ${outages ? `<h3>Outages</h3><table><tbody>${outages}</tbody></table>` : ""}
     <h3>Host</h3><p>memory ${esc(Math.round((h.memory || {}).percent ?? NaN))} % · disks ${disks || "?"} ·
-      temperatures ${temps || "n/a"} · clock ${(h.clock || {}).synchronized === false ? "<b>not synchronised</b>" : "synchronised"}</p>
+      temperatures ${temps || "n/a"} · clock ${clock(h.clock || {})}</p>
+    ${(h.failed_units || []).length ? `<p>failed systemd units: ${(h.failed_units).map(esc).join(", ")}</p>` : ""}
     <h3>Patches</h3><p>status ${esc(p.status ?? "not reported")} · security pending ${esc(p.security_pending ?? "?")} ·
       reboot required ${esc(p.reboot_required ?? "?")} · SLA breaches ${esc((p.sla_breaches || []).length)}</p>
     <h3>Hardening checks not passing</h3><ul>${checks || "<li class='mute'>none</li>"}</ul>
@@ -116,7 +143,11 @@ function render() {
     const x = rank(a), y = rank(b);
     return x[0] - y[0] || (x[1] < y[1] ? -1 : x[1] > y[1] ? 1 : 0);
   });
-  if (sorted.length) document.getElementById("nodes").innerHTML = sorted.map(n => row(n, now)).join("");
+  if (sorted.length) {
+    const body = document.getElementById("nodes");
+    body.innerHTML = sorted.map(n => row(n, now)).join("");
+    sized(body);
+  }
   const unknown = rej.unknown_nodes.map(u =>
     `<tr data-rejected-node="${esc(u.node)}"><td>${esc(u.node)}</td><td>${u.count}</td>
      <td class="lens">${esc(Object.entries(u.by_reason).map(([r, c]) => `${r} ×${c}`).join(", "))}</td></tr>`).join("");
@@ -144,10 +175,17 @@ function take(doc, whole) {
   if (selected && (whole || doc.nodes.some(n => n.node === selected))) showDetail();
 }
 
+function select(node) {
+  selected = node;
+  if (header) { render(); showDetail(); }
+}
+
+// A click anywhere on a row opens its drill-down (the row's "details ›" link says so, and keeps it in the address).
 document.getElementById("nodes").addEventListener("click", event => {
   const tr = event.target.closest("tr.node");
-  if (tr) { selected = tr.dataset.node; history.replaceState(null, "", `#${encodeURIComponent(selected)}`); render(); showDetail(); }
+  if (tr && !event.target.closest("a")) { history.replaceState(null, "", `#${encodeURIComponent(tr.dataset.node)}`); select(tr.dataset.node); }
 });
+window.addEventListener("hashchange", () => select(decodeURIComponent(location.hash.slice(1)) || null));
 selected = decodeURIComponent(location.hash.slice(1)) || null;
 const events = new EventSource("/api/events");
 events.addEventListener("snapshot", event => take(JSON.parse(event.data), true));
