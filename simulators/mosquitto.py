@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,11 +53,18 @@ class PrivateMosquitto:
     def url(self) -> str:
         return f"mqtt://127.0.0.1:{self.port}"
 
-    def start(self) -> "PrivateMosquitto":
+    def start(self, timeout: float = 30.0) -> "PrivateMosquitto":
         self.process = subprocess.Popen([mosquitto_binary(), "-c", str(self.config)],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for_port(self.port)
-        return self
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                wait_for_port(self.port, timeout=0.5)
+                return self
+            except TimeoutError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    tail = self.log.read_text(errors="replace")[-600:] if self.log.exists() else "(no log)"
+                    raise RuntimeError(f"mosquitto did not start on port {self.port}: {tail}") from None
 
     def kill(self) -> None:
         if self.process and self.process.poll() is None:
