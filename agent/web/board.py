@@ -67,8 +67,8 @@ class Board:
                                  "reads the board; `edge-agent board-user add NAME --role admin` requires a login")
         access = Access(self.db, web, may_open=may_open, clock=self.clock)
         tls = TlsFiles(web.tls.cert_file, web.tls.key_file, web.tls.client_ca_file) if web.tls.enabled else None
-        app = secure(create_app(self.view, refresh_s=refresh_s), access)
-        return WebServer(app, listen, limits, tls=tls)  # type: ignore[arg-type]
+        self.app = secure(create_app(self.view, refresh_s=refresh_s), access)
+        return WebServer(self.app, listen, limits, tls=tls)  # type: ignore[arg-type]
 
     @property
     def url(self) -> str:

@@ -135,3 +135,12 @@ def test_a_bad_board_config_names_the_file_the_field_and_the_fix(tmp_path: Path,
         load(path)
     (problem,) = raised.value.problems
     assert problem.startswith(f"{path}: {expected}"), problem
+
+
+def test_the_rule_table_opens_only_the_login_and_keeps_admin_pages_for_admins() -> None:
+    """The table is what the HTTP test enforces route by route; here, that the table itself is right."""
+    assert {p for p, r in rules.RULES.items() if r == rules.PUBLIC} == {"/login", "/logout", "/auth.css"}
+    assert {p for p, r in rules.RULES.items() if r == rules.ADMIN} == {p for p in rules.RULES if
+                                                                       p.startswith("/admin")}
+    assert rules.RULES["/metrics"] == rules.METRICS and rules.UNKNOWN == rules.VIEWER
+    assert {r for p, r in rules.RULES.items() if p.startswith("/api/")} == {rules.VIEWER}
