@@ -254,3 +254,16 @@ def test_an_insecure_lab_listen_warns_at_every_start(tmp_path) -> None:
         process.terminate()
         _, err = process.communicate(timeout=20)
     assert "WARNING: board insecure listen address=0.0.0.0:0 (plain HTTP, no users: no login): for a lab only" in err
+
+
+def test_a_browser_post_counts_as_same_site_by_its_fetch_metadata(secured) -> None:
+    """Under Referrer-Policy no-referrer a browser's own form posts carry `Origin: null`, with
+    `Sec-Fetch-Site: same-origin`; another site's carry `cross-site`, whatever their Origin says."""
+    same = {"Origin": "null", "Sec-Fetch-Site": "same-origin"}
+    browser = client(secured)
+    assert browser.call("POST", "/login", form={"username": "vera", "password": PASSWORD}, headers=same).status == 303
+    cross = {"Origin": browser.origin, "Sec-Fetch-Site": "cross-site"}
+    assert client(secured).call("POST", "/login", form={"username": "vera", "password": PASSWORD},
+                                headers=cross).status == 403
+    assert client(secured).call("POST", "/login", form={"username": "vera", "password": PASSWORD},
+                                headers={"Origin": "null"}).status == 403

@@ -1,6 +1,7 @@
 """The ASGI middleware in front of every route: security headers on every response, the caller
 identified (agent.web.auth.access), the route's rule applied (agent.web.auth.rules), and a
-state-changing request from another site refused (its Origin must be the board's own)."""
+state-changing request from another site refused (`same_origin`; SameSite=Lax cookies are the
+first guard: a cross-site POST carries no session)."""
 
 from __future__ import annotations
 
@@ -31,7 +32,12 @@ def rule_for(router: Router, scope: Scope) -> str | None:
 
 
 def same_origin(headers: Headers, https: bool) -> bool:
-    """The request's Origin is the board itself (browsers send it with every POST)."""
+    """The request comes from the board's own pages. Browsers say so in Sec-Fetch-Site (over HTTPS
+    and on loopback); under Referrer-Policy no-referrer their POSTs carry `Origin: null`, so the
+    Origin is the answer only where Sec-Fetch-Site is missing (other clients, plain-HTTP labs)."""
+    fetch_site = headers.get("sec-fetch-site")
+    if fetch_site is not None:
+        return fetch_site == "same-origin"
     origin, host = headers.get("origin"), headers.get("host")
     return origin is not None and host is not None and origin == f"{'https' if https else 'http'}://{host}"
 
@@ -62,7 +68,8 @@ class AccessMiddleware:
         rule = rule_for(self.router, scope)
         path = scope["path"]
         if scope["method"] not in SAFE_METHODS and not same_origin(headers, https):
-            await _refuse(send_secured, 403, "a request from another site (or without an Origin) is refused", path)
+            await _refuse(send_secured, 403, "a request from another site (or without Origin or Sec-Fetch-Site) is "
+                                             "refused", path)
         elif rule is not None and rules.allowed(rule, role=caller.role, scope=caller.scope,
                                                 open_board=caller.open_board):
             await self.app(scope, receive, send_secured)

@@ -63,7 +63,9 @@ def admin_page(me: str, people: list[User], keys: list[Token], trail: list[Entry
                          f"{_remove('/admin/tokens/remove', 'name', t.name, 'Revoke')}</td></tr>" for t in keys)
     audit_rows = "".join(f"<tr><td>{_when(e.ms)}</td><td>{e.event}</td><td>{escape(e.username)}</td>"
                          f"<td>{escape(e.addr)}</td><td>{escape(e.detail)}</td></tr>" for e in trail)
-    return _page("Admin", f"<h1>Board access</h1><p>Logged in as {escape(me)} · <a href=\"/\">the board</a></p>"
+    return _page("Admin", f"<h1>Board access</h1><p>Logged in as {escape(me)} · <a href=\"/\">the board</a> · "
+                 "<form method=\"post\" action=\"/logout\" class=\"inline\" id=\"logout\"><button type=\"submit\">"
+                 "Log out</button></form></p>"
                  f"{shown}<h2>Users</h2><table id=\"users\"><tr><th>User</th><th>Role</th><th>Changed</th><th></th>"
                  f"</tr>{user_rows}</table>"
                  "<form method=\"post\" action=\"/admin/users\" class=\"add\"><input name=\"username\" "
