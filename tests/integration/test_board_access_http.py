@@ -267,3 +267,22 @@ def test_a_browser_post_counts_as_same_site_by_its_fetch_metadata(secured) -> No
                                 headers=cross).status == 403
     assert client(secured).call("POST", "/login", form={"username": "vera", "password": PASSWORD},
                                 headers={"Origin": "null"}).status == 403
+
+
+def test_a_live_stream_ends_when_its_user_is_removed(secured, monkeypatch) -> None:
+    import http.client
+
+    from agent.web import app
+
+    monkeypatch.setattr(app, "RECHECK_S", 0.2)
+    viewer = client(secured)
+    viewer.login("vera")
+    conn = http.client.HTTPConnection("127.0.0.1", viewer.port, timeout=20)
+    conn.request("GET", "/api/events", headers={"Cookie": f"board_session={viewer.cookie}"})
+    stream = conn.getresponse()
+    assert stream.status == 200 and stream.readline().startswith(b"retry:")
+    users.remove(secured.db, "vera")
+    while stream.readline():  # deltas until the next check finds the session gone, then the end
+        pass
+    conn.close()
+    assert viewer.call("GET", "/api/events", stream=True).status == 401

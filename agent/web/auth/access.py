@@ -72,3 +72,13 @@ class Access:
                 return Caller(addr, https, username=session.username, role=session.role, method=session.method,
                               session_token=cookie, open_board=is_open)
         return Caller(addr, https, open_board=is_open, stale_cookie=bool(cookie))
+
+    def still_valid(self, caller: Caller) -> bool:
+        """Is what let this caller in still there (its session, its token, the open board)? For long
+        streams (/api/events): a logout, an expiry, a removed user or a revoked token ends them."""
+        now = self.now_ms()
+        if caller.session_token is not None:
+            return sessions.find(self.db, caller.session_token, now) is not None
+        if caller.token_name is not None:
+            return any(t.name == caller.token_name for t in tokens.all_tokens(self.db))
+        return self.open_board()

@@ -5,6 +5,7 @@ first guard: a cross-site POST carries no session)."""
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -72,6 +73,7 @@ class AccessMiddleware:
                                              "refused", path)
         elif rule is not None and rules.allowed(rule, role=caller.role, scope=caller.scope,
                                                 open_board=caller.open_board):
+            scope["state"]["still_allowed"] = functools.partial(self.access.still_valid, caller)
             await self.app(scope, receive, send_secured)
         else:
             await _deny(send_secured, rule, caller, path)
