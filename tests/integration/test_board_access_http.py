@@ -286,3 +286,15 @@ def test_a_live_stream_ends_when_its_user_is_removed(secured, monkeypatch) -> No
         pass
     conn.close()
     assert viewer.call("GET", "/api/events", stream=True).status == 401
+
+
+def test_a_burst_of_parallel_guesses_gets_no_more_than_the_limit_checked(secured) -> None:
+    """Parallel attempts would all pass the limit before any failure was counted; one attempt per
+    user name and address is checked at a time, so the failures counted never pass the limit."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(12) as pool:
+        statuses = list(pool.map(lambda i: client(secured).login("vera", f"guess {i}").status, range(12)))
+    assert set(statuses) <= {401, 429} and statuses.count(429) >= 7
+    by_user, _ = audit.failures_since(secured.db, "vera", "127.0.0.1", 0)
+    assert len(by_user) == statuses.count(401) <= 5

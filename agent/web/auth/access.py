@@ -39,6 +39,22 @@ class Access:
         self.trusted = networks(config.proxy.trusted)
         self._lock = threading.Lock()
         self._open: tuple[float, bool] = (float("-inf"), False)
+        self._logins: set[str] = set()  # user names and addresses with a login being checked now
+
+    def begin_login(self, username: str, addr: str) -> bool:
+        """Claim the one login attempt in flight for this user name and for this address (False:
+        one is already being checked). Without it, parallel attempts would all be checked before
+        any failure was counted, and the rate limit would let a burst through."""
+        keys = {f"user:{username}", f"addr:{addr}"}
+        with self._lock:
+            if keys & self._logins:
+                return False
+            self._logins |= keys
+        return True
+
+    def end_login(self, username: str, addr: str) -> None:
+        with self._lock:
+            self._logins -= {f"user:{username}", f"addr:{addr}"}
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)

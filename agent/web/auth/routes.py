@@ -72,21 +72,12 @@ def login_routes(app: FastAPI) -> None:
     async def login(request: Request) -> Response:
         access, caller, fields = access_of(request), caller_of(request), await form(request)
         username, password = fields.get("username", "")[:128], fields.get("password", "")
-        limit, now = access.config.login, access.now_ms()
-        by_user, by_addr = await run_in_threadpool(audit.failures_since, access.db, username, caller.addr,
-                                                   now - int(limit.window * 1000))
-        wait = ratelimit.login_wait_s(by_user, by_addr, now, failures=limit.failures, window_s=limit.window)
-        if wait is not None:
-            audit.log.warning("board login refused user=%s addr=%s retry_after_s=%d", username or "-", caller.addr,
-                              wait)
-            return html_response(pages.login_page(f"Too many failed logins: try again in {wait} s."), 429,
-                         {"Retry-After": str(wait)})
-        role = await run_in_threadpool(users.verify, access.db, username, password)
-        if role is None:
-            await run_in_threadpool(audit.record, access.db, "login_failed", username, caller.addr, now,
-                                    "method=password")
-            return html_response(pages.login_page("Wrong user name or password."), 401)
-        return await complete_login(request, username, role, "password")
+        if not access.begin_login(username, caller.addr):
+            return too_many(username, caller.addr, 1, "A login for this user or address is being checked")
+        try:
+            return await _check_login(request, access, caller, username, password)
+        finally:
+            access.end_login(username, caller.addr)
 
     @app.post("/logout", include_in_schema=False)
     async def logout(request: Request) -> Response:
@@ -109,6 +100,28 @@ def login_routes(app: FastAPI) -> None:
         return Response(AUTH_CSS, media_type="text/css; charset=utf-8", headers=NO_STORE)
 
     app.add_api_route("/auth.css", auth_css, methods=["GET", "HEAD"], include_in_schema=False)
+
+
+def too_many(username: str, addr: str, wait: int, why: str = "Too many failed logins") -> Response:
+    audit.log.warning("board login refused user=%s addr=%s retry_after_s=%d", username or "-", addr, wait)
+    return html_response(pages.login_page(f"{why}: try again in {wait} s."), 429,
+                         {"Retry-After": str(wait)})
+
+
+async def _check_login(request: Request, access: Access, caller: Caller, username: str, password: str) -> Response:
+    """The rate limit, then the password; a failure is counted before the attempt is released."""
+    limit, now = access.config.login, access.now_ms()
+    by_user, by_addr = await run_in_threadpool(audit.failures_since, access.db, username, caller.addr,
+                                               now - int(limit.window * 1000))
+    wait = ratelimit.login_wait_s(by_user, by_addr, now, failures=limit.failures, window_s=limit.window)
+    if wait is not None:
+        return too_many(username, caller.addr, wait)
+    role = await run_in_threadpool(users.verify, access.db, username, password)
+    if role is None:
+        await run_in_threadpool(audit.record, access.db, "login_failed", username, caller.addr, now,
+                                "method=password")
+        return html_response(pages.login_page("Wrong user name or password."), 401)
+    return await complete_login(request, username, role, "password")
 
 
 def _me_json(caller: Caller) -> bytes:

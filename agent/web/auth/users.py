@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
@@ -17,6 +18,10 @@ MIN_PASSWORD = 10  # characters; length is what makes a password hard to guess (
 MAX_PASSWORD = 1024  # bounds the work one login attempt can ask of the hasher
 
 _hasher = PasswordHasher()  # argon2-cffi's defaults: Argon2id, 64 MiB, 3 passes (RFC 9106's second choice)
+# Password checks at once per process: each takes 64 MiB, so a flood of logins from many
+# addresses queues here instead of taking the memory of the machine.
+CHECKS_AT_ONCE = 4
+_checking = threading.BoundedSemaphore(CHECKS_AT_ONCE)
 # Checked when the name is unknown, so an unknown name takes as long as a wrong password.
 _DUMMY = _hasher.hash("not a password of anyone")
 
@@ -94,7 +99,8 @@ def verify(db: Database, username: str, password: str) -> str | None:
         rows = tx.rows("SELECT role, password_hash FROM board_users WHERE username = %s", (username,))
     role, digest = rows[0] if rows else (None, _DUMMY)
     try:
-        _hasher.verify(digest, password[:MAX_PASSWORD])
+        with _checking:
+            _hasher.verify(digest, password[:MAX_PASSWORD])
     except (VerificationError, InvalidHashError):
         return None
     return role
