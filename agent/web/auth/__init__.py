@@ -19,8 +19,14 @@ either, inside a request handler,
 which starts the session, writes the audit row and log line, sets the cookie (Secure when the
 client used HTTPS, HttpOnly, SameSite=Lax, expiring with the session) and redirects to the board;
 or, at the store level, `sessions.start(db, username, role, method, addr=..., lifetime_s=...,
-now_ms=...) -> token` for the cookie value (access.COOKIE). Give the method's own routes a rule
-in rules.RULES (PUBLIC for the redirect and callback), and register them before `secure` runs.
+now_ms=...) -> token` for the cookie value (access.COOKIE). The caller of a request is
+`routes.caller_of(request)` (its address as the trusted proxy says, https or not), the board's
+store, config and clock `routes.access_of(request)`. Give the method's own routes a rule in
+rules.RULES (PUBLIC for the redirect and the callback; the table test walks every route) and add
+them to the app where agent.web.board builds it (before or after `secure`: the middleware looks
+the route up per request); its settings go in a section of agent.web.config.BoardConfig; its
+button on the login form in pages.login_page. A callback's POST, if any, passes the same
+cross-site check as every POST (middleware.same_origin); a GET callback is not checked.
 Sessions made by a method other than "password" are not ended by `board-user remove`, which
 knows only local users; they end at logout or expiry.
 """
