@@ -56,6 +56,12 @@ async def complete_login(request: Request, username: str, role: str, method: str
     return response
 
 
+def login_page(request: Request, notice: str = "", *, open_board: bool = False) -> str:
+    """The login form; every answer of the login routes is rendered here, so a second login method
+    (its button, from the request's board config) is added in this one place."""
+    return pages.login_page(notice, open_board=open_board)
+
+
 def login_routes(app: FastAPI) -> None:
     @app.get("/login", include_in_schema=False)
     async def login_form(request: Request) -> Response:
@@ -63,7 +69,7 @@ def login_routes(app: FastAPI) -> None:
         if caller.role is not None:
             return RedirectResponse("/", 303, headers=NO_STORE)
         notice = "Your session has ended: log in again." if caller.stale_cookie else ""
-        response = html_response(pages.login_page(notice, open_board=caller.open_board))
+        response = html_response(login_page(request, notice, open_board=caller.open_board))
         if caller.stale_cookie:
             response.delete_cookie(COOKIE, path="/", secure=caller.https, httponly=True, samesite="lax")
         return response
@@ -73,7 +79,7 @@ def login_routes(app: FastAPI) -> None:
         access, caller, fields = access_of(request), caller_of(request), await form(request)
         username, password = fields.get("username", "")[:128], fields.get("password", "")
         if not access.begin_login(username, caller.addr):
-            return too_many(username, caller.addr, 1, "A login for this user or address is being checked")
+            return too_many(request, username, caller.addr, 1, "A login for this user or address is being checked")
         try:
             return await _check_login(request, access, caller, username, password)
         finally:
@@ -102,9 +108,9 @@ def login_routes(app: FastAPI) -> None:
     app.add_api_route("/auth.css", auth_css, methods=["GET", "HEAD"], include_in_schema=False)
 
 
-def too_many(username: str, addr: str, wait: int, why: str = "Too many failed logins") -> Response:
+def too_many(request: Request, username: str, addr: str, wait: int, why: str = "Too many failed logins") -> Response:
     audit.log.warning("board login refused user=%s addr=%s retry_after_s=%d", username or "-", addr, wait)
-    return html_response(pages.login_page(f"{why}: try again in {wait} s."), 429,
+    return html_response(login_page(request, f"{why}: try again in {wait} s."), 429,
                          {"Retry-After": str(wait)})
 
 
@@ -115,12 +121,12 @@ async def _check_login(request: Request, access: Access, caller: Caller, usernam
                                                now - int(limit.window * 1000))
     wait = ratelimit.login_wait_s(by_user, by_addr, now, failures=limit.failures, window_s=limit.window)
     if wait is not None:
-        return too_many(username, caller.addr, wait)
+        return too_many(request, username, caller.addr, wait)
     role = await run_in_threadpool(users.verify, access.db, username, password)
     if role is None:
         await run_in_threadpool(audit.record, access.db, "login_failed", username, caller.addr, now,
                                 "method=password")
-        return html_response(pages.login_page("Wrong user name or password."), 401)
+        return html_response(login_page(request, "Wrong user name or password."), 401)
     return await complete_login(request, username, role, "password")
 
 
