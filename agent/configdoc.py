@@ -95,8 +95,8 @@ HEAD = ["| field | type | default | meaning |", "|---|---|---|---|"]
 
 def reference() -> str:
     board = ["", "### The board (`edge-agent board --config board.toml`)", "",
-             "Example: [`config/board.toml`](../config/board.toml); access model: "
-             "[security.md](security.md#board-access).",
+             ("Example: [`config/board.toml`](../config/board.toml); access model: "
+              "[security.md](security.md#board-access)."),
              "", *HEAD, *rows(BoardConfig)]
     return "\n".join([BEGIN, *HEAD, *rows(Config), *board, END])
 

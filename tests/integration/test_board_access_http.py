@@ -127,7 +127,7 @@ ALLOWED = {rules.PUBLIC: set(CALLERS), rules.VIEWER: {"viewer", "admin", "read t
 def test_every_route_has_a_rule_and_every_lower_caller_is_refused(secured) -> None:
     """Table-driven over the app's own routes: a new route without a rule fails here."""
     routes = [(r.path, m) for r in secured.app.routes for m in sorted(getattr(r, "methods", ()) or ())]
-    assert {path for path, _ in routes} <= set(rules.RULES), set(p for p, _ in routes) - set(rules.RULES)
+    assert {path for path, _ in routes} <= set(rules.RULES), {p for p, _ in routes} - set(rules.RULES)
     callers = {"nobody": client(secured), "viewer": client(secured), "admin": client(secured),
                "metrics token": client(secured, extra={"Authorization": f"Bearer {secured.tokens['metrics']}"}),
                "read token": client(secured, extra={"Authorization": f"Bearer {secured.tokens['read']}"})}
