@@ -11,9 +11,9 @@ import json
 import stat
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from agent.collectors.config import CollectorsConfig
 from agent.collectors.modbus.config import ModbusConfig
@@ -23,6 +23,8 @@ from agent.readiness.maintenance import MaintenanceConfig
 from agent.readiness.policy import ReadinessConfig
 from agent.trust import keys
 from agent.trust.config import SigningConfig
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class NodeConfig(Section):
@@ -105,8 +107,13 @@ def _message(error: dict[str, Any]) -> str:
 
 def validate(data: dict[str, Any], source: str, base_dir: Path | None = None) -> Config:
     """Build a Config from already-parsed TOML data, or raise ConfigError naming `source`."""
+    return validate_as(Config, data, source, base_dir)
+
+
+def validate_as(model: type[M], data: dict[str, Any], source: str, base_dir: Path | None = None) -> M:
+    """Any config model (the agent's, the board's) from parsed TOML, or ConfigError naming `source`."""
     try:
-        return Config.model_validate(data, context={"base_dir": base_dir})
+        return model.model_validate(data, context={"base_dir": base_dir})
     except ValidationError as exc:
         # Errors raised by a model validator carry the model's own location.
         raise ConfigError([f"{source}: {_dotted(e['loc'])}: {_message(e)}" for e in exc.errors()]) from None
@@ -116,12 +123,12 @@ MAX_CONFIG_BYTES = 1024 * 1024  # far above any real config; bounds what a wrong
 DEFAULT_NAME = "agent.toml"
 
 
-def _read_config_file(path: Path) -> bytes:
+def _read_config_file(path: Path, default_name: str = DEFAULT_NAME) -> bytes:
     """The file's bytes; ConfigError for a folder without agent.toml, a FIFO or device, a huge file."""
     try:
         info = path.stat()
         if stat.S_ISDIR(info.st_mode):
-            raise ConfigError([f"{path}: is a folder, not a config file: give the file, e.g. {path / DEFAULT_NAME}"])
+            raise ConfigError([f"{path}: is a folder, not a config file: give the file, e.g. {path / default_name}"])
         if not stat.S_ISREG(info.st_mode):
             raise ConfigError([f"{path}: not a regular file (a device, pipe or socket): give the TOML config file"])
         if info.st_size > MAX_CONFIG_BYTES:
@@ -133,16 +140,21 @@ def _read_config_file(path: Path) -> bytes:
         raise ConfigError([f"{path}: cannot read the config file: {exc.strerror}"]) from None
 
 
-def resolve_path(path: str | Path) -> Path:
+def resolve_path(path: str | Path, default_name: str = DEFAULT_NAME) -> Path:
     """A config file path as given, or the agent.toml inside a folder given instead."""
     path = Path(path)
-    return path / DEFAULT_NAME if path.is_dir() and (path / DEFAULT_NAME).is_file() else path
+    return path / default_name if path.is_dir() and (path / default_name).is_file() else path
 
 
 def load(path: str | Path) -> Config:
     """Parse and validate one TOML config file (a UTF-8 byte order mark is allowed)."""
-    path = resolve_path(path)
-    raw = _read_config_file(path)
+    return load_as(Config, path)
+
+
+def load_as(model: type[M], path: str | Path, default_name: str = DEFAULT_NAME) -> M:
+    """`load` for any config model; `default_name` is the file looked for in a folder given instead."""
+    path = resolve_path(path, default_name)
+    raw = _read_config_file(path, default_name)
     try:
         data = tomllib.loads(raw.decode("utf-8").removeprefix("\ufeff"))
     except UnicodeDecodeError:
@@ -151,7 +163,7 @@ def load(path: str | Path) -> Config:
         raise ConfigError([f"{path}: TOML syntax error: {exc}"]) from None
     except (ValueError, RecursionError) as exc:  # found by fuzzing: 5000-digit integers, deep nesting
         raise ConfigError([f"{path}: TOML value out of range or nested too deep: {str(exc)[:120]}"]) from None
-    return validate(data, str(path), path.resolve().parent)
+    return validate_as(model, data, str(path), path.resolve().parent)
 
 
 def file_problems(config: Config, source: str) -> list[str]:

@@ -1,4 +1,5 @@
-"""Generate docs/configuration.md's field reference from the pydantic models.
+"""Generate docs/configuration.md's field reference from the pydantic models: the agent's
+(agent.config.Config) and the board's (agent.web.config.BoardConfig).
 
 `python -m agent.configdoc --write` rewrites the reference; `--check` exits 1 when the file
 is out of date (a test runs that check, so docs cannot drift from the schema).
@@ -18,6 +19,7 @@ from pydantic_core import PydanticUndefined
 
 from agent.config import Config
 from agent.core.settings import parse_duration
+from agent.web.config import BoardConfig
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
 BEGIN = "<!-- BEGIN GENERATED REFERENCE (python -m agent.configdoc --write) -->"
@@ -88,9 +90,15 @@ def rows(model: type[BaseModel], prefix: str = "") -> list[str]:
     return out
 
 
+HEAD = ["| field | type | default | meaning |", "|---|---|---|---|"]
+
+
 def reference() -> str:
-    table = ["| field | type | default | meaning |", "|---|---|---|---|", *rows(Config)]
-    return "\n".join([BEGIN, *table, END])
+    board = ["", "### The board (`edge-agent board --config board.toml`)", "",
+             ("Example: [`config/board.toml`](../config/board.toml); access model: "
+              "[security.md](security.md#board-access)."),
+             "", *HEAD, *rows(BoardConfig)]
+    return "\n".join([BEGIN, *HEAD, *rows(Config), *board, END])
 
 
 def render(current: str) -> str:

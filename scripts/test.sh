@@ -9,6 +9,8 @@ command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || missing+=(mosqu
 command -v chromium >/dev/null || missing+=(chromium)  # the board's page is tested in a headless browser
 # config/prometheus/: promtool checks and unit-tests the alert rules; a real Prometheus scrapes a board.
 command -v promtool >/dev/null || [ -x /usr/bin/promtool ] || missing+=(prometheus)
+# config/nginx-board.conf: a real nginx terminates TLS in front of the board.
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
 listening() { (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; }
 # The fleet store is tested against a real PostgreSQL on 127.0.0.1:5432 (user postgres, trust auth).
 installed_postgres=no

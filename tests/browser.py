@@ -22,7 +22,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 class Browser:
-    def __init__(self, profile: Path, width: int = 1400, height: int = 900) -> None:
+    def __init__(self, profile: Path, width: int = 1400, height: int = 900, extra_args: tuple[str, ...] = ()) -> None:
         if CHROMIUM is None:
             pytest.fail("chromium is not installed: `apt-get install -y chromium` (see scripts/test.sh)")
         to_child, self._out = os.pipe()
@@ -36,7 +36,7 @@ class Browser:
             [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
              "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
              "--hide-scrollbars", f"--window-size={width},{height}", f"--user-data-dir={profile}",
-             "--remote-debugging-pipe", "about:blank"],
+             "--remote-debugging-pipe", *extra_args, "about:blank"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             preexec_fn=pipes, pass_fds=(3, 4))
         os.close(to_child)
@@ -80,6 +80,20 @@ class Browser:
                                    f"{(self.evaluate('document.documentElement.outerHTML') or '')[:1500]}")
             time.sleep(0.1)
         return self.evaluate("document.documentElement.outerHTML")
+
+    def wait(self, ready: str, timeout: float = 30.0) -> str:
+        """After a click that navigates: wait until `ready` holds in the new page, return its HTML."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if self.evaluate(f"Boolean({ready})"):
+                    return self.evaluate("document.documentElement.outerHTML")
+            except RuntimeError:  # the page was between documents
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{ready} not true after {timeout} s; page: "
+                                   f"{(self.evaluate('document.documentElement.outerHTML') or '')[:1500]}")
+            time.sleep(0.1)
 
     def screenshot(self) -> bytes:
         return base64.b64decode(self.call("Page.captureScreenshot", session=True, format="png")["data"])

@@ -12,10 +12,25 @@ import os
 import sys
 
 from agent import __version__
-from agent.cli import assets, board, check_config, collect, ingest, keygen, plan, report, run, status, trust, verify
+from agent.cli import (
+    assets,
+    board,
+    board_access,
+    check_config,
+    collect,
+    ingest,
+    keygen,
+    plan,
+    report,
+    run,
+    status,
+    trust,
+    verify,
+)
 from agent.cli.common import EXIT_FAILED, EXIT_OK
 
-COMMANDS = (run, check_config, keygen, status, collect, plan, verify, board, ingest, report, assets, trust)
+COMMANDS = (run, check_config, keygen, status, collect, plan, verify, board, board_access, ingest, report, assets,
+            trust)
 
 
 def build_parser() -> argparse.ArgumentParser:

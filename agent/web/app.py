@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import AsyncIterator
 from importlib import resources
 from typing import Any
@@ -46,6 +47,7 @@ REFRESH_S = 1.0
 REVIEW_DEFAULT = "7d"  # the weekly meeting's window
 REVIEW_MAX_S = 366 * 86400.0  # how often the web reads the store for changes
 KEEPALIVE_S = 15.0  # an SSE comment this often keeps proxies and idle timers from closing the stream
+RECHECK_S = 15.0  # a live page's login (or token) is checked again this often: a logout or removal ends it
 SUBSCRIBER_QUEUE = 16  # updates a slow page may fall behind before it gets a fresh snapshot
 NO_STORE = {"Cache-Control": "no-store"}
 
@@ -95,9 +97,16 @@ class Updates:
     async def stream(self, request: Request) -> AsyncIterator[str]:
         queue: asyncio.Queue[str | None] = asyncio.Queue(SUBSCRIBER_QUEUE)
         self.subscribers.add(queue)
+        # Set by the access middleware: false once the login or token that opened the stream is gone.
+        still_allowed = request.scope.get("state", {}).get("still_allowed")
         try:
             yield "retry: 2000\n" + await self._snapshot_event()
+            checked = time.monotonic()
             while not await request.is_disconnected():
+                if still_allowed is not None and time.monotonic() - checked >= RECHECK_S:
+                    if not await run_in_threadpool(still_allowed):
+                        return  # the page reconnects, is refused and goes to the login
+                    checked = time.monotonic()
                 try:
                     event = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
                 except asyncio.TimeoutError:

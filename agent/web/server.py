@@ -3,7 +3,8 @@ get 503), an idle timeout that also applies before the first request (uvicorn's 
 after a response), a listen backlog, and no thread per connection.
 
 `WebServer` binds its socket when it is made (a bad address fails at once, port 0 is known at
-once) and serves from its own thread and event loop, so the board can run beside ingest.
+once) and serves from its own thread and event loop, so the board can run beside ingest; with
+`TlsFiles` it serves HTTPS (the files are loaded once at start, so a wrong one fails there).
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import ssl
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -76,22 +79,62 @@ def bind(address: tuple[str, int], backlog: int) -> socket.socket:
     return sock
 
 
+@dataclass(frozen=True)
+class TlsFiles:
+    """HTTPS: the certificate chain and key (PEM); with `client_ca`, browsers must show a certificate it signed."""
+    cert: Path
+    key: Path
+    client_ca: Path | None = None
+
+
+def check_tls(tls: TlsFiles) -> None:
+    """Load the files once now, so a wrong one fails at start with its name (ValueError), not at first use."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(tls.cert, tls.key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ValueError(f"tls.cert_file: cannot load {tls.cert} with key {tls.key}: {_reason(exc)}") from None
+    if tls.client_ca is not None:
+        try:
+            context.load_verify_locations(tls.client_ca)
+        except (OSError, ssl.SSLError) as exc:
+            raise ValueError(f"tls.client_ca_file: cannot load {tls.client_ca}: {_reason(exc)}") from None
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, ssl.SSLError):
+        return exc.reason or str(exc)
+    return exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+
+
 class WebServer:
-    def __init__(self, app: Any, address: tuple[str, int], limits: HttpLimits = HttpLimits()) -> None:
+    def __init__(self, app: Any, address: tuple[str, int], limits: HttpLimits = HttpLimits(),
+                 tls: TlsFiles | None = None) -> None:
+        if tls is not None:
+            check_tls(tls)
         self.socket = bind(address, limits.backlog)
+        self.tls = tls
+        https: dict[str, Any] = {} if tls is None else {
+            "ssl_certfile": str(tls.cert), "ssl_keyfile": str(tls.key),
+            "ssl_ca_certs": str(tls.client_ca) if tls.client_ca else None,
+            "ssl_cert_reqs": ssl.CERT_REQUIRED if tls.client_ca else ssl.CERT_NONE}
+        # proxy_headers off: uvicorn would believe X-Forwarded-For from 127.0.0.1; the board's own
+        # middleware believes it from the configured proxies only (agent.web.auth.proxy).
         config = uvicorn.Config(app, http=BoundedH11Protocol, ws="none", lifespan="on", log_level="warning",
                                 access_log=False, limit_concurrency=limits.max_connections,
                                 timeout_keep_alive=int(max(1, limits.idle_timeout_s)), backlog=limits.backlog,
-                                timeout_graceful_shutdown=int(max(1, limits.shutdown_s)))
+                                timeout_graceful_shutdown=int(max(1, limits.shutdown_s)), proxy_headers=False,
+                                server_header=False, **https)
         self.server = uvicorn.Server(config)
         self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
         host, port = self.socket.getsockname()[:2]
-        return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://[{host}]:{port}/" if ":" in host else f"{scheme}://{host}:{port}/"
 
-    def start(self) -> "WebServer":
+    def start(self) -> WebServer:
         self._thread = threading.Thread(target=lambda: asyncio.run(self.server.serve(sockets=[self.socket])),
                                         name="board-web", daemon=True)
         self._thread.start()

@@ -198,12 +198,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--broker", default=None, help="use this broker URL instead of starting one")
     p.add_argument("--state-dir", type=Path, default=None, help="keep keys, config and logs here")
     p.add_argument("--board-listen", default="127.0.0.1:0", metavar="HOST:PORT",
-                   help="where the fleet board's web page listens (default: a free local port, printed)")
+                   help="where the fleet board's web page listens, on loopback (default: a free local port, "
+                        "printed)")
     p.add_argument("--no-board", action="store_true", help="terminal view only, no web board")
     return p
 
 
 def main(argv: list[str]) -> int:
+    from agent.web.auth.exposure import is_loopback
     from agent.web.server import parse_listen
 
     args = parser().parse_args(argv)
@@ -212,6 +214,12 @@ def main(argv: list[str]) -> int:
         board = None if args.no_board else parse_listen(args.board_listen)
     except ValueError as exc:
         print(f"edge-sim demo: --board-listen: {exc}", file=sys.stderr)
+        return 2
+    if board is not None and not is_loopback(board[0]):
+        # The demo's node reports this machine's real updates and hardening; its board has no login.
+        print(f"edge-sim demo: --board-listen {args.board_listen}: the demo's board has no login and shows this "
+              "machine's real updates and hardening, so it stays on loopback; from another machine use "
+              "ssh -L 8080:127.0.0.1:PORT", file=sys.stderr)
         return 2
     try:
         return run(duration=args.duration, broker_url=args.broker, state_dir=args.state_dir, board_listen=board)

@@ -58,7 +58,7 @@ class PlantView:
         self._last_print = now
         lines = render(self, now)
         if self.board:
-            lines.insert(1, f"fleet board (readiness, both lenses): {self.board}")
+            lines.insert(1, f"fleet board (readiness, both lenses; on loopback with no users, so no login): {self.board}")
         out.write(("\x1b[H\x1b[2J" if self.live and not final else "") + "\n".join(lines) + "\n\n")
         out.flush()
 

@@ -21,6 +21,14 @@ def test_demo_shows_verified_readings_from_both_plcs_and_the_host(tmp_path):
     assert "device energy-meter  [online]" in final and "voltage_l1=" in final
     assert "  host    cpu" in final or "  host    mem" in final
     assert final.count(VERIFIED) >= 3
-    assert "fleet board (readiness, both lenses): http://127.0.0.1:" in final
+    assert "fleet board (readiness, both lenses; on loopback with no users, so no login): http://127.0.0.1:" in final
     assert (tmp_path / "state" / "node.key").stat().st_mode & 0o077 == 0
     assert (tmp_path / "agent.toml").is_file() and (tmp_path / "trust" / "demo-panel.pub").is_file()
+
+
+def test_the_demo_board_stays_on_loopback(tmp_path):
+    """Its node reports this machine's real updates and hardening, and its board has no login."""
+    result = subprocess.run([sys.executable, "-m", "simulators.cli", "demo", "--duration", "5", "--board-listen",
+                             "0.0.0.0:0", "--state-dir", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "the demo's board has no login" in result.stderr and "ssh -L" in result.stderr

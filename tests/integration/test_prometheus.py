@@ -1,6 +1,7 @@
 """config/prometheus/ with Debian's Prometheus (`prometheus` package: `promtool`, `prometheus`;
 scripts/test.sh installs it): the rules and config check, every alert's unit test passes, and a
 real Prometheus (started here on a free port, temp config and storage) scrapes a running board
+that requires a login, with a `metrics` bearer token from a credentials file,
 and fires the alerts the board's store calls for."""
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import re
 import shutil
 import subprocess
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -18,7 +20,9 @@ import pytest
 from fleet_harness import Clock, Fleet, make_nodes
 from waiting import wait_until
 
+from agent.fleet.store import open_store
 from agent.trust import envelope
+from agent.web.auth import tokens, users
 from agent.web.board import Board
 from simulators.localnet import free_port
 
@@ -93,7 +97,13 @@ def board_with_trouble(tmp_path: Path):
     assert fleet.feed([(topic, payload.replace(b'"pass"', b'"fail"', 1), False)]) == ["rejected"]
     fleet.tick()
     fleet.close()
+    db = open_store(url)  # a board with a user requires a login: Prometheus scrapes with a metrics token
+    users.add(db, "alice", "correct horse battery", "admin", 0)
+    token_file = tmp_path / "edge-board.token"
+    token_file.write_text(tokens.add(db, "prometheus", "metrics", 0) + "\n")
+    db.close()
     board = Board(None, None, db=url, listen=("127.0.0.1", 0)).start()
+    board.token_file = token_file
     yield board
     board.stop()
 
@@ -108,6 +118,7 @@ rule_files: ["{RULES}"]
 scrape_configs:
   - job_name: edge-board
     static_configs: [{{targets: ["{host}:{port}"]}}]
+    authorization: {{type: Bearer, credentials_file: "{board_with_trouble.token_file}"}}
 """)
     log = (tmp_path / "prometheus.log").open("w")
     process = subprocess.Popen([tool("prometheus"), f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
@@ -131,7 +142,10 @@ def query(base: str, promql: str) -> list[dict]:
     return answer["data"]["result"]
 
 
-def test_a_real_prometheus_scrapes_the_board_and_fires_its_alerts(prometheus) -> None:
+def test_a_real_prometheus_scrapes_the_board_and_fires_its_alerts(prometheus, board_with_trouble) -> None:
+    with pytest.raises(urllib.error.HTTPError) as refused:  # without the token: no metrics
+        urllib.request.urlopen(board_with_trouble.url + "metrics", timeout=10)
+    assert refused.value.code == 401
     up = wait_until(lambda: query(prometheus, 'up{job="edge-board"} == 1'), "Prometheus to scrape the board",
                     timeout=60, interval=0.5, tolerate=(OSError,))
     assert up[0]["metric"]["job"] == "edge-board"

@@ -8,7 +8,7 @@ Layers, lowest first (docs/architecture.md draws them):
     3 config          the root config model, made of the capabilities' sections
     4 daemon, fleet   the agent's wiring; the consumer side (subscription, fleet state)
     5 web             the board and its server
-    6 cli             one module per command
+    6 cli, configdoc  one module per command; the config reference (documents every command's config)
 A module may import its own package and any lower layer; packages on one layer stay apart.
 """
 
@@ -25,15 +25,16 @@ LAYERS = {
     "agent.trust": 1, "agent.readiness": 1,
     "agent.collectors": 2, "agent.delivery": 2,
     "agent.config": 3,
-    "agent.daemon": 4, "agent.fleet": 4, "agent.configdoc": 4,
+    "agent.daemon": 4, "agent.fleet": 4,
     "agent.web": 5,
-    "agent.cli": 6,
+    "agent.cli": 6, "agent.configdoc": 6,
 }
 PURE = ("agent.core.reading", "agent.core.schedule", "agent.core.settings", "agent.trust.envelope",
         "agent.trust.bridge", "agent.trust.canonical", "agent.readiness.model", "agent.readiness.policy",
         "agent.readiness.maintenance", "agent.collectors.modbus.codec", "agent.collectors.modbus.planner",
         "agent.collectors.modbus.frames", "agent.fleet.bodies", "agent.fleet.state", "agent.fleet.review",
-        "agent.fleet.report", "agent.fleet.register")
+        "agent.fleet.report", "agent.fleet.register", "agent.web.auth.ratelimit", "agent.web.auth.proxy",
+        "agent.web.auth.headers", "agent.web.auth.exposure", "agent.web.auth.rules")
 IO_AND_SHELL = ("socket", "sqlite3", "subprocess", "threading", "asyncio", "paho", "pymodbus", "psutil", "http",
                 "urllib.request", "shutil", "agent.cli", "agent.daemon", "agent.delivery", "agent.fleet", "agent.web")
 

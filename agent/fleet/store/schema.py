@@ -24,6 +24,10 @@ Tables (times are milliseconds since the Unix epoch):
                availability is measured from the first)
   ingest_instances  each ingest process's heartbeat and broker link (what the web shows)
   leases       which ingest process runs the fleet-wide periodic work
+  board_users     who may log in to the board: name, role, Argon2id password hash (agent.web.auth)
+  board_sessions  logged-in browsers: the SHA-256 of the cookie's token (never the token), who, until when
+  board_tokens    API bearer tokens (Prometheus, scripts): the SHA-256 of the token, its scope
+  board_audit     each login, failed login, logout and admin action (also what the login rate limit counts)
 """
 
 from __future__ import annotations
@@ -101,6 +105,25 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             SELECT l.node, substr(l.stream, 8), COALESCE((SELECT MIN(o.start_ms) FROM outages o WHERE o.node = l.node
                 AND o.device = substr(l.stream, 8) AND o.start_ms < l.ts_ms), l.ts_ms), l.ts_ms
             FROM latest l WHERE l.kind = 'modbus' AND substr(l.stream, 1, 7) = 'modbus/'""",
+    ]),
+    (3, "board access", [
+        """CREATE TABLE board_users (
+            username TEXT PRIMARY KEY, role TEXT NOT NULL, password_hash TEXT NOT NULL,
+            created_ms BIGINT NOT NULL, changed_ms BIGINT NOT NULL)""",
+        """CREATE TABLE board_sessions (
+            token_hash TEXT PRIMARY KEY, username TEXT NOT NULL, role TEXT NOT NULL, method TEXT NOT NULL,
+            addr TEXT NOT NULL, created_ms BIGINT NOT NULL, expires_ms BIGINT NOT NULL)""",
+        "CREATE INDEX board_sessions_user ON board_sessions (username)",
+        "CREATE INDEX board_sessions_expires ON board_sessions (expires_ms)",
+        """CREATE TABLE board_tokens (
+            name TEXT PRIMARY KEY, token_hash TEXT NOT NULL UNIQUE, scope TEXT NOT NULL,
+            created_ms BIGINT NOT NULL, last_used_ms BIGINT)""",
+        """CREATE TABLE board_audit (
+            id {id}, ms BIGINT NOT NULL, event TEXT NOT NULL, username TEXT NOT NULL, addr TEXT NOT NULL,
+            detail TEXT NOT NULL)""",
+        "CREATE INDEX board_audit_ms ON board_audit (ms)",
+        "CREATE INDEX board_audit_user ON board_audit (event, username, ms)",
+        "CREATE INDEX board_audit_addr ON board_audit (event, addr, ms)",
     ]),
 ]
 LATEST_VERSION = MIGRATIONS[-1][0]

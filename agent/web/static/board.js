@@ -191,6 +191,16 @@ const events = new EventSource("/api/events");
 events.addEventListener("snapshot", event => take(JSON.parse(event.data), true));
 events.addEventListener("delta", event => take(JSON.parse(event.data), false));
 events.addEventListener("error", () => {
+  // A session that has ended (expired, logged out elsewhere): back to the login rather than retrying forever.
+  fetch("/api/me", {cache: "no-store"}).then(r => { if (r.status === 401) location.assign("/login"); }, () => {});
   document.getElementById("broker").textContent = "board unreachable: reconnecting…";
   document.getElementById("broker").className = "down";
+});
+
+// Who is logged in (none on an open board): their name, the admin link for admins, the logout button.
+fetch("/api/me", {cache: "no-store"}).then(r => r.ok ? r.json() : null).then(me => {
+  if (!me || !me.user) return;
+  document.getElementById("who").textContent = `${me.user} (${me.role})`;
+  document.getElementById("logout").hidden = false;
+  document.getElementById("admin-link").hidden = me.role !== "admin";
 });
