@@ -295,11 +295,11 @@ def check_encryption(root: Path) -> Check:
 
 
 def check_auto_updates(root: Path) -> Check:
-    installed = None
+    unattended = None
     status = root / "var/lib/dpkg/status"
     if status.exists():
-        installed = deb822.read_dpkg_status(_read(status) or "")
-    auto = system.auto_updates(root, installed)
+        unattended = "unattended-upgrades" in deb822.read_dpkg_status(_read(status) or "")
+    auto = system.auto_updates(root, unattended)
     return _check(
         "auto_security_updates", "Security updates install automatically",
         "pass" if auto["enabled"] else "fail", f"{auto['mechanism']}: {auto['evidence']}",
