@@ -189,7 +189,8 @@ def run_command(argv: list[str]) -> str:
 
 
 def scan_apt_get(root: Path, run: Run = run_command) -> list[Update]:
-    installed = deb822.read_dpkg_status((root / "var/lib/dpkg/status").read_text(errors="replace"))
+    with (root / "var/lib/dpkg/status").open(errors="replace") as status:
+        installed = deb822.read_dpkg_status(status)
     opts = apt_options(root)
     dist = parse_simulation(run(["apt-get", "-s", "-q", *opts, "dist-upgrade"]))
     plain = parse_simulation(run(["apt-get", "-s", "-q", *opts, "upgrade"]))

@@ -55,13 +55,6 @@ def choose_backend(setting: str, root: Path) -> str:
     return "none"
 
 
-def read_installed(root: Path) -> dict[str, deb822.Installed]:
-    try:
-        return deb822.read_dpkg_status((root / "var/lib/dpkg/status").read_text(errors="replace"))
-    except OSError:
-        return {}
-
-
 @dataclass(frozen=True)
 class PackageFacts:
     """What changes only with the package database, read once per scan instead of every cycle:
@@ -78,7 +71,7 @@ class PackageFacts:
 
 def read_facts(scan_result: Scan, root: Path, first_seen: FirstSeen, now_ms: int) -> PackageFacts:
     is_apt = scan_result.backend in ("python-apt", "apt-get")
-    installed = read_installed(root) if is_apt else None
+    installed = system.installed_packages(root) if is_apt else None
     security = [u.package for u in scan_result.updates if u.security_version is not None]
     seen = first_seen.update(security, now_ms) if scan_result.error is None else first_seen.times
     return PackageFacts(

@@ -40,6 +40,15 @@ def os_release(root: Path) -> dict[str, str]:
     return out
 
 
+def installed_packages(root: Path) -> dict[str, deb822.Installed]:
+    """dpkg's installed packages (none if the status file is unreadable), read line by line."""
+    try:
+        with (root / "var/lib/dpkg/status").open(errors="replace") as status:
+            return deb822.read_dpkg_status(status)
+    except OSError:
+        return {}
+
+
 def apt_freshness(root: Path, releases: list[deb822.Release], now_ms: int, stale_after_s: float) -> dict[str, Any]:
     """When the lists were last refreshed and whether the security index is still current.
 
