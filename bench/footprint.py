@@ -89,10 +89,9 @@ def plant(state: Path) -> Iterator[tuple[int, dict[int, int]]]:
 @contextmanager
 def baselines() -> Iterator[dict[str, psutil.Process]]:
     """A bare interpreter and the import floor, sleeping beside the agents."""
-    procs = {"bare_python": subprocess.Popen([sys.executable, "-c", "import time; print(); time.sleep(3600)"],
-                                             stdout=subprocess.PIPE),
-             "import_floor": subprocess.Popen([sys.executable, "-c", f"import {FLOOR_IMPORTS}, time\n"
-                                               "print(flush=True); time.sleep(3600)"], stdout=subprocess.PIPE)}
+    codes = {"bare_python": "import time", "import_floor": f"import {FLOOR_IMPORTS}, time"}
+    procs = {name: subprocess.Popen([sys.executable, "-c", f"{code}\nprint(flush=True); time.sleep(3600)"],
+                                    stdout=subprocess.PIPE) for name, code in codes.items()}
     try:
         for proc in procs.values():
             proc.stdout.readline()  # imports done
