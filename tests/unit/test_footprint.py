@@ -1,5 +1,5 @@
 """What keeps the daemon's RSS down (bench/footprint.py measures it): freed heap goes back to
-the system."""
+the system, and `edge-agent run` imports neither disabled collectors nor the board."""
 
 from __future__ import annotations
 
@@ -37,3 +37,22 @@ print(limited, released, before - rss_kib())
     limited, released, freed_kib = run_python(code)
     assert limited == "True" and released == "True"
     assert int(freed_kib) > 16 * 1024
+
+
+def test_disabled_collector_families_are_not_imported():
+    code = """
+import sys
+from pathlib import Path
+from agent.config import validate
+from agent.collectors.registry import FAMILIES, build_all
+config = validate({"node": {"id": "n"}, "signing": {"key_file": "k"},
+                   "collectors": {"host": {"enabled": False}, "posture": {"enabled": False}}}, "x")
+built = [c.name for c in build_all(config, root=Path("/nonexistent"))]
+print(",".join(built), *(family for family, module in FAMILIES.items() if module in sys.modules))
+"""
+    assert run_python(code) == ["patches", "patches"]
+
+
+def test_edge_agent_commands_do_not_import_the_board():
+    code = "import sys, agent.cli; print(sorted(m for m in sys.modules if m.startswith(('agent.fleet.', 'agent.web'))))"
+    assert run_python(code) == ["['agent.fleet.defaults']"]
