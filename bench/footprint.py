@@ -2,9 +2,10 @@
 
 Starts the two demo PLC simulators and a private Mosquitto, runs the agent as its own
 process with the demo config, and samples the agent's RSS and CPU time after a warm-up.
-Baselines in the same run: a bare `python3` interpreter, and the "import floor" (a process
-that only imports the agent's libraries, as bench/peers.py defines it), so the figures say
-what the agent adds whatever the machine.
+Baselines in the same run: a bare `python3` interpreter, the "import floor" (a process that
+only imports the agent's libraries, as bench/peers.py defines it) and the "library floor" (the
+same plus the library modules the agent actually imports, LIBRARY_IMPORTS: `import pydantic`
+alone loads a lazy stub), so the figures say what the agent adds whatever the machine.
 
 --per-collector runs five agents side by side instead (each its own node id and state dir,
 one plant and broker): one with no collector at all (the core: config, signing, spool,
@@ -39,6 +40,12 @@ from simulators.demo import plant as demo  # noqa: E402
 from simulators.localnet import free_port, wait_for_port  # noqa: E402
 
 MIB = 2**20
+# What the agent imports from its libraries beyond bench/peers.py's floor, whose `import pydantic`
+# loads a lazy stub: BaseModel lives in pydantic.main, and the first model imports pydantic.types,
+# pydantic.fields and importlib.metadata (plugin discovery); the node key is PEM, read through
+# cryptography's serialization. No model is built and no agent module imported.
+LIBRARY_IMPORTS = "pydantic.main, pydantic.types, pydantic.fields, importlib.metadata, " \
+                  "cryptography.hazmat.primitives.serialization"
 FAMILIES = ("host", "patches", "posture")  # the [collectors.*] sections; Modbus is its devices
 
 
@@ -88,8 +95,9 @@ def plant(state: Path) -> Iterator[tuple[int, dict[int, int]]]:
 
 @contextmanager
 def baselines() -> Iterator[dict[str, psutil.Process]]:
-    """A bare interpreter and the import floor, sleeping beside the agents."""
-    codes = {"bare_python": "import time", "import_floor": f"import {FLOOR_IMPORTS}, time"}
+    """A bare interpreter and the import floors, sleeping beside the agents."""
+    codes = {"bare_python": "import time", "import_floor": f"import {FLOOR_IMPORTS}, time",
+             "library_floor": f"import {FLOOR_IMPORTS}, {LIBRARY_IMPORTS}, time"}
     procs = {name: subprocess.Popen([sys.executable, "-c", f"{code}\nprint(flush=True); time.sleep(3600)"],
                                     stdout=subprocess.PIPE) for name, code in codes.items()}
     try:
@@ -123,22 +131,29 @@ def median(values: list[float]) -> float:
     return sorted(values)[len(values) // 2]
 
 
-def sample(agents: dict[str, subprocess.Popen], window: float) -> tuple[dict[str, list[int]], dict[str, float]]:
-    """RSS samples every 0.5 s and the CPU share over the window, per agent."""
+def sample(agents: dict[str | None, subprocess.Popen], window: float) -> tuple[dict, dict, dict]:
+    """RSS (and for a single agent USS) samples every 0.5 s, and the CPU share over the window, per agent."""
     procs = {name: psutil.Process(agent.pid) for name, agent in agents.items()}
     cpu_before = {name: sum(proc.cpu_times()[:2]) for name, proc in procs.items()}
     started = time.monotonic()
-    rss: dict[str, list[int]] = {name: [] for name in agents}
+    rss: dict = {name: [] for name in agents}
+    uss: dict = {name: [] for name in agents}
     while time.monotonic() - started < window:
         for name, proc in procs.items():
-            rss[name].append(proc.memory_info().rss)
+            if len(procs) == 1:  # USS reads all of smaps: only where it is the figure asked for
+                memory = proc.memory_full_info()
+                uss[name].append(memory.uss)
+            else:
+                memory = proc.memory_info()
+            rss[name].append(memory.rss)
         time.sleep(0.5)
     elapsed = time.monotonic() - started
-    return rss, {name: (sum(proc.cpu_times()[:2]) - cpu_before[name]) / elapsed for name, proc in procs.items()}
+    cpu = {name: (sum(proc.cpu_times()[:2]) - cpu_before[name]) / elapsed for name, proc in procs.items()}
+    return rss, uss, cpu
 
 
-def run(modes: list[str | None], warmup: float, window: float) -> tuple[dict, dict, dict] | None:
-    """Agents in `modes` side by side; (RSS samples, CPU shares, baseline RSS) or None if one died."""
+def run(modes: list[str | None], warmup: float, window: float) -> tuple[dict, dict, dict, dict] | None:
+    """Agents in `modes` side by side; (RSS samples, USS samples, CPU shares, baseline RSS) or None if one died."""
     with tempfile.TemporaryDirectory() as tmp, plant(Path(tmp)) as (broker_port, ports), baselines() as base:
         states = {mode: Path(tmp) / (mode or "demo") for mode in modes}
         agents = {mode: start_agent(states[mode], broker_port, ports, mode) for mode in modes}
@@ -147,7 +162,7 @@ def run(modes: list[str | None], warmup: float, window: float) -> tuple[dict, di
             time.sleep(min(5.0, warmup))
             while time.monotonic() < deadline and not all(reported_once(state) for state in states.values()):
                 time.sleep(0.5)
-            rss, cpu = sample(agents, window)
+            rss, uss, cpu = sample(agents, window)
             floors = {name: proc.memory_info().rss for name, proc in base.items()}
             if any(agent.poll() is not None for agent in agents.values()):
                 for mode, agent in agents.items():
@@ -160,7 +175,7 @@ def run(modes: list[str | None], warmup: float, window: float) -> tuple[dict, di
                 agent.terminate()
             for agent in agents.values():
                 agent.wait(30)
-    return rss, cpu, floors
+    return rss, uss, cpu, floors
 
 
 def main() -> int:
@@ -175,22 +190,27 @@ def main() -> int:
     result = run(modes, warmup, window)
     if result is None:
         return 1
-    rss, cpu, floors = result
-    floor = floors["import_floor"]
+    rss, uss, cpu, floors = result
+    floor, library = floors["import_floor"], floors["library_floor"]
     print(f"demo plant: 2 devices, 13 points, host every 2 s; window {window:.0f} s after a warm-up of up to {warmup:.0f} s")
     print(f"bare_python_rss: {floors['bare_python'] / MIB:.1f} MiB")
     print(f"import_floor_rss: {floor / MIB:.1f} MiB")
+    print(f"library_floor_rss: {library / MIB:.1f} MiB")
     if not args.per_collector:
         steady = median(rss[None])
         print(f"agent_rss_median: {steady / MIB:.1f} MiB")
         print(f"agent_rss_peak: {max(rss[None]) / MIB:.1f} MiB")
+        # USS: pages only this process uses (shared libraries excluded): what the agent costs the panel PC.
+        print(f"agent_uss_median: {median(uss[None]) / MIB:.1f} MiB")
         print(f"agent_rss_over_import_floor: {(steady - floor) / MIB:.1f} MiB")
+        print(f"agent_rss_over_library_floor: {(steady - library) / MIB:.1f} MiB")
         print(f"agent_rss_over_bare_python: {steady / floors['bare_python']:.2f} ratio")
         print(f"agent_cpu_share: {100 * cpu[None]:.2f} % of one core")
         return 0
     core = median(rss["none"])
     print(f"agent_core_rss: {core / MIB:.1f} MiB")
     print(f"agent_core_rss_over_import_floor: {(core - floor) / MIB:.1f} MiB")
+    print(f"agent_core_rss_over_library_floor: {(core - library) / MIB:.1f} MiB")
     for mode in [*FAMILIES, "modbus"]:
         print(f"collector_{mode}_rss_added: {(median(rss[mode]) - core) / MIB:.1f} MiB")
     for mode in [*FAMILIES, "modbus"]:
