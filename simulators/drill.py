@@ -32,7 +32,7 @@ from agent.core.settings import parse_duration
 from agent.readiness.model import human
 from agent.readiness.policy import Asset, Policy
 from agent.fleet.ingest import IngestSettings
-from agent.fleet.state import SILENT_AFTER_S
+from agent.fleet.defaults import SILENT_AFTER_S
 from agent.readiness.maintenance import MaintenanceConfig
 from agent.trust import keys
 from agent.web.board import Board

@@ -13,8 +13,7 @@ from typing import TYPE_CHECKING
 
 from agent.cli.common import (EXIT_OK, EXIT_USAGE, bridge_arguments, clock_arguments, fail, log_level_argument,
                               tls_arguments)
-from agent.fleet.state import SILENT_AFTER_S
-from agent.fleet.store.upkeep import DAY_MS, HISTORY_MS, RETENTION_MS
+from agent.fleet.defaults import DAY_MS, HISTORY_MS, RETENTION_MS, SILENT_AFTER_S
 
 if TYPE_CHECKING:
     from agent.fleet.ingest import IngestSettings

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Protocol
 
+from agent.core import memory
 from agent.core.reading import Reading
 
 
@@ -27,7 +28,8 @@ class Collector(Protocol):
 
 class BlockingCollector:
     """Base of collectors whose cycle is blocking work (psutil, files, child processes):
-    `read()` runs in a worker thread, so the event loop and every other collector go on."""
+    `read()` runs in a worker thread, so the event loop and every other collector go on.
+    What a cycle read and dropped goes back to the system afterwards (agent.core.memory)."""
 
     name: str
     interval: float
@@ -35,8 +37,14 @@ class BlockingCollector:
     def read(self) -> list[Reading]:
         raise NotImplementedError
 
+    def _read_and_release(self) -> list[Reading]:
+        try:
+            return self.read()
+        finally:
+            memory.release()
+
     async def collect(self) -> list[Reading]:
-        return await asyncio.to_thread(self.read)
+        return await asyncio.to_thread(self._read_and_release)
 
     async def close(self) -> None:
         return None

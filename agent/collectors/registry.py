@@ -1,7 +1,8 @@
 """The one list of collector families; each module offers `build(config, *, root) -> list[Collector]`.
 
 The daemon runs `build_all`; `edge-agent collect NAME` runs one collector once (`build_one`).
-Modules are imported only when built, so an agent without Modbus devices never loads pymodbus.
+Modules are imported only when their family is enabled, so an agent without Modbus devices
+never loads the Modbus collector.
 """
 
 from __future__ import annotations
@@ -32,9 +33,16 @@ def build_family(family: str, config: Config, *, root: Path = Path("/")) -> list
     return importlib.import_module(FAMILIES[family]).build(config, root=root)
 
 
+def enabled(family: str, config: Config) -> bool:
+    """Whether the config turns a family on, asked before its module is imported."""
+    return bool(config.modbus.devices) if family == "modbus" else getattr(config.collectors, family).enabled
+
+
 def build_all(config: Config, *, root: Path = Path("/")) -> list[Collector]:
-    """Every enabled collector of the config, in FAMILIES order."""
-    return [collector for family in FAMILIES for collector in build_family(family, config, root=root)]
+    """Every enabled collector of the config, in FAMILIES order; a disabled family's module is
+    never imported (a few hundred KiB RSS of modules an agent without it does not need)."""
+    return [collector for family in FAMILIES if enabled(family, config)
+            for collector in build_family(family, config, root=root)]
 
 
 def build_one(name: str, config: Config, *, root: Path = Path("/")) -> Collector:

@@ -29,6 +29,7 @@ from agent import __version__
 from agent import config as config_mod
 from agent.collectors import registry
 from agent.config import Config
+from agent.core import memory
 from agent.core.reading import Priority, Reading
 from agent.core.schedule import spread_phases
 from agent.core.timing import now_ms
@@ -175,12 +176,14 @@ class Agent:
         return f"{link}; spool {self.spool.depth} queued{storage}"
 
     async def report(self) -> None:
-        """Every report interval: expire old messages, publish the node's status, update status.json."""
+        """Every report interval: expire old messages, publish the node's status, update status.json,
+        hand freed heap back to the system."""
         while not await stopped_within(self.stop_event, self.config.spool.report_interval):
             self.spool.maintain()
             self.emit([self.status_reading("online", "periodic")])
             write_runtime(self.config.state_dir, self.runtime_snapshot())
             self.notifier.status(self.status_text())
+            memory.release()  # what Modbus cycles and the publisher freed since (about 0.1 ms)
 
     def _salient(self) -> tuple[Any, ...]:
         """What `status` must show as soon as it changes: the broker link, storage, each part's
@@ -281,6 +284,7 @@ class Agent:
         tasks.append(asyncio.create_task(self.watch(watchdog_interval()), name="watch"))
         write_runtime(self.config.state_dir, self.runtime_snapshot())
         self.notifier.ready(self.status_text())
+        memory.release()  # what start-up parsed and built and dropped (config, schemas, imports)
         await self.stop_event.wait()
         reloading = self.reload_to is not None
         self.notifier.notify("RELOADING=1" if reloading else "STOPPING=1")
@@ -300,6 +304,7 @@ class Agent:
 
 def run(config: Config, *, config_path: Path | None = None, root: Path = Path("/")) -> int:
     """Run until stopped; a SIGHUP with a good config restarts the internals on the new one."""
+    memory.limit_arenas()  # before the publisher and collector threads start
     private_key = keys.load_private(config.signing.key_file)
     notifier = Notifier()
     carried: list = []

@@ -29,7 +29,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from agent.fleet import bodies, state
+from agent.fleet import bodies
+from agent.fleet.defaults import SILENT_AFTER_S
 from agent.fleet.store import StoreError
 from agent.fleet.store.assess import Assessor
 from agent.fleet.store.db import Database
@@ -114,7 +115,7 @@ class IngestSettings:
     max_skew_ms: int | None = MAX_SKEW_MS
     max_age_ms: int | None = MAX_AGE_MS
     bridges: Bridges = NO_BRIDGES  # the prefixes site bridges add in front of the topics (agent.trust.bridge)
-    silent_after_ms: int = int(state.SILENT_AFTER_S * 1000)
+    silent_after_ms: int = int(SILENT_AFTER_S * 1000)
     tick_s: float = 5.0
     retention: Retention = Retention()
 

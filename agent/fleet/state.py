@@ -13,7 +13,6 @@ from agent.readiness import model as readiness
 from agent.readiness.policy import CRITICALITIES, Policy
 from agent.trust import envelope
 
-SILENT_AFTER_S = 120.0  # default: a node not heard from for this long shows silent
 REJECTED_WINDOW_S = 3600.0  # failed verifications this recent count against a node's security lens
 TIMELINE_S = 6 * 3600.0  # how much verdict history a row on the board shows
 QUIET_REASONS = (envelope.DUPLICATE,)  # a QoS 1 redelivery or the 2nd subscription's copy: nothing new

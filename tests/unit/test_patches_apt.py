@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import pytest
 from agent.collectors.patches import apt
 from agent.collectors.patches.collector import PatchesCollector
 from agent.collectors.patches.config import PatchesConfig
+from agent.collectors.patches.scan import Scan, scan
 from agent.readiness.maintenance import MaintenanceConfig
 
 ROOTS = Path(__file__).parent.parent / "fixtures" / "roots"
@@ -26,30 +26,14 @@ FRESH = datetime(2026, 7, 12, 12, 0, tzinfo=timezone.utc).timestamp()
 EXPIRED = datetime(2026, 8, 30, 12, 0, tzinfo=timezone.utc).timestamp()
 
 
-def _python_apt_available() -> bool:
-    if apt.import_apt_pkg() is not None:
-        return True
-    sys.path.append(apt.PYTHON_APT_PATH)
-    try:
-        return apt.import_apt_pkg() is not None
-    finally:
-        sys.path.remove(apt.PYTHON_APT_PATH)
-
-
 BACKENDS = [
     "apt-get",
     pytest.param(
         "python-apt",
-        marks=pytest.mark.skipif(not _python_apt_available(), reason="python3-apt not installed for this Python"),
+        marks=pytest.mark.skipif(not apt.python_apt_available(), reason="python3-apt not installed for this Python"),
     ),
 ]
 needs_apt = pytest.mark.skipif(shutil.which("apt-get") is None, reason="needs apt-get")
-
-
-@pytest.fixture
-def with_python_apt(monkeypatch: pytest.MonkeyPatch) -> None:
-    if apt.import_apt_pkg() is None:
-        monkeypatch.syspath_prepend(apt.PYTHON_APT_PATH)
 
 
 def copy_root(name: str, tmp_path: Path) -> Path:
@@ -78,9 +62,7 @@ def by_package(body: dict) -> dict[str, dict]:
 
 @needs_apt
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_debian_hidden_security_fix_is_counted(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
-    if backend == "python-apt":
-        request.getfixturevalue("with_python_apt")
+def test_debian_hidden_security_fix_is_counted(backend: str, tmp_path: Path) -> None:
     root = copy_root("debian12", tmp_path)
     stamp_update(root, FRESH - 3600)
     body = collect(root, backend, FRESH)
@@ -104,10 +86,8 @@ def test_debian_hidden_security_fix_is_counted(backend: str, tmp_path: Path, req
 @needs_apt
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_debian_held_package_is_reported_not_dropped(
-    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+    backend: str, tmp_path: Path
 ) -> None:
-    if backend == "python-apt":
-        request.getfixturevalue("with_python_apt")
     body = collect(copy_root("debian12", tmp_path), backend, FRESH)
     assert body["held"] == ["tzdata"]
     assert "tzdata" in body["kept_back"]
@@ -170,9 +150,7 @@ def test_cleaned_lists_report_unknown(tmp_path: Path) -> None:
 
 @needs_apt
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_ubuntu_esm_pin_and_phasing(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
-    if backend == "python-apt":
-        request.getfixturevalue("with_python_apt")
+def test_ubuntu_esm_pin_and_phasing(backend: str, tmp_path: Path) -> None:
     body = collect(copy_root("ubuntu2404", tmp_path), backend, FRESH)
     updates = by_package(body)
     assert set(updates) == {"curl", "nginx", "libmagickcore-6.q16-7t64"}  # ESM apps counts as security
@@ -227,3 +205,40 @@ def test_package_state_is_rescanned_only_when_it_changed(tmp_path: Path) -> None
     status = root / "var/lib/dpkg/status"
     os.utime(status, (FRESH + 600, FRESH + 600))
     assert collector.read()[0].body["scanned_ms"] == int(now[0] * 1000)
+
+
+@needs_apt
+def test_cached_cycle_reuses_the_package_facts_until_the_database_changes(tmp_path: Path) -> None:
+    root = copy_root("debian12", tmp_path)
+    scans: list[int] = []
+
+    def counting(backend: str, scanned_root: Path, now_ms: int) -> Scan:
+        scans.append(now_ms)
+        return scan(backend, scanned_root, now_ms)
+
+    now = [FRESH]
+    collector = PatchesCollector(PatchesConfig(backend="apt-get"), MaintenanceConfig(), root, None,
+                                 clock=lambda: now[0], scanner=counting)
+    first = collector.read()[0].body
+    assert first["reboot"]["newest_kernel"] == "6.1.0-18-amd64" and first["auto_updates"]["enabled"] is True
+    # a cached cycle: no scan, but the per-cycle facts (the reboot flag) are read afresh
+    (root / "run/reboot-required").unlink()
+    now[0] += 600
+    cached = collector.read()[0].body
+    assert len(scans) == 1 and cached["scanned_ms"] == first["scanned_ms"]
+    assert cached["reboot"]["required"] is False and cached["security_updates"] == first["security_updates"]
+    # dpkg installs a newer kernel and removes unattended-upgrades: a fresh scan and fresh facts
+    status = root / "var/lib/dpkg/status"
+    text = status.read_text().replace("Package: unattended-upgrades\n", "Package: unattended-upgrades-gone\n")
+    status.write_text(text + "\nPackage: linux-image-6.1.0-25-amd64\nStatus: install ok installed\n"
+                             "Architecture: amd64\nVersion: 6.1.106-3\n")
+    os.utime(status, (FRESH + 700, FRESH + 700))
+    now[0] += 600
+    changed = collector.read()[0].body
+    assert len(scans) == 2 and changed["scanned_ms"] == int(now[0] * 1000)
+    assert changed["reboot"]["newest_kernel"] == "6.1.0-25-amd64" and changed["auto_updates"]["enabled"] is False
+    # apt update changes the lists: a fresh scan too
+    os.utime(root / "var/lib/apt/lists", (FRESH + 800, FRESH + 800))
+    now[0] += 600
+    collector.read()
+    assert len(scans) == 3

@@ -6,9 +6,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from agent.collectors.patches import dnf
-from agent.collectors.patches.collector import Scan, build_body
+from agent.collectors.patches.collector import build_body, read_facts
 from agent.collectors.patches.common import FirstSeen
 from agent.collectors.patches.config import PatchesConfig
+from agent.collectors.patches.scan import Scan
 from agent.readiness.maintenance import MaintenanceConfig
 
 ROOT = Path(__file__).parent.parent / "fixtures" / "roots" / "rhel9"
@@ -45,10 +46,8 @@ def test_security_updates_with_severity_and_advisories() -> None:
 def test_body_for_rhel_root() -> None:
     result = dnf.scan_dnf(ROOT, run=captured_run)
     scan = Scan("dnf", result.updates, None, int(NOW.timestamp() * 1000), result.metadata_checked_ms, True)
-    body = build_body(
-        scan_result=scan, root=ROOT, config=PatchesConfig(), maintenance=MaintenanceConfig(),
-        first_seen=FirstSeen(None), now=NOW,
-    )
+    facts = read_facts(scan, ROOT, FirstSeen(None), scan.scanned_ms)
+    body = build_body(facts=facts, root=ROOT, config=PatchesConfig(), maintenance=MaintenanceConfig(), now=NOW)
     assert body["status"] == "ok"
     assert body["security_pending"] == 5 and body["upgradable"] == 6
     assert body["reboot_required"] is True

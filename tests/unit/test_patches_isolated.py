@@ -4,14 +4,16 @@ becomes a scan error instead of taking the daemon down."""
 from __future__ import annotations
 
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from agent.collectors.patches.collector import Scan, scan
+from agent.collectors.patches import apt
 from agent.collectors.patches.common import Update
 from agent.collectors.patches.isolated import from_json, scan_in_child, to_json
+from agent.collectors.patches.scan import Scan, scan
 
 ROOTS = Path(__file__).resolve().parents[1] / "fixtures" / "roots"
 
@@ -37,3 +39,19 @@ def test_a_dying_child_is_a_scan_error(monkeypatch):
     result = scan_in_child("apt-get", Path("/"), 5)
     assert result.updates == [] and result.scanned_ms == 5
     assert result.error is not None and result.error.startswith("scan process failed (1)")
+
+
+@pytest.mark.skipif(not list(Path(apt.PYTHON_APT_PATH).glob(f"apt_pkg.cpython-{sys.version_info.major}{sys.version_info.minor}-*.so")),
+                    reason="Debian's python3-apt is not installed for this Python version")
+def test_the_child_finds_debians_python_apt(tmp_path):
+    """Even a venv without system site packages scans with python3-apt: the child loads apt_pkg
+    from Debian's dist-packages; the daemon only looks whether it is there, without loading it."""
+    probe = ("import sys; from agent.collectors.patches import apt; "
+             "available = apt.python_apt_available(); loaded = 'apt_pkg' in sys.modules; "
+             "print(available, loaded, apt.import_apt_pkg() is not None)")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60)
+    assert done.stdout.split() == ["True", "False", "True"]
+    root = tmp_path / "debian12"
+    shutil.copytree(ROOTS / "debian12", root, symlinks=True)
+    child = scan_in_child("python-apt", root, 1)
+    assert child.error is None and child == scan("python-apt", root, 1)

@@ -9,10 +9,13 @@ Both return the same `Update` records.
 
 from __future__ import annotations
 
+import importlib.machinery
+import importlib.util
 import logging
 import os
 import re
 import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,15 +26,35 @@ from agent.collectors.patches.common import Update
 
 log = logging.getLogger(__name__)
 
-PYTHON_APT_PATH = "/usr/lib/python3/dist-packages"
+PYTHON_APT_PATH = "/usr/lib/python3/dist-packages"  # Debian's python3-apt, for the system's Python version
+
+
+def _apt_pkg_spec() -> importlib.machinery.ModuleSpec | None:
+    """Where apt_pkg is: on this Python's path, else in Debian's python3-apt when it was built
+    for this Python version (an extension's file name carries its ABI tag, so python3-apt
+    built for another version is not found)."""
+    return importlib.util.find_spec("apt_pkg") or importlib.machinery.PathFinder.find_spec("apt_pkg", [PYTHON_APT_PATH])
+
+
+def python_apt_available() -> bool:
+    """Found, not loaded: the daemon decides on the backend without mapping libapt-pkg (about
+    4 MiB RSS); only the scan child loads it."""
+    return "apt_pkg" in sys.modules or _apt_pkg_spec() is not None
 
 
 def import_apt_pkg() -> ModuleType | None:
+    if "apt_pkg" in sys.modules:
+        return sys.modules["apt_pkg"]
+    spec = _apt_pkg_spec()
+    if spec is None or spec.loader is None:
+        return None
     try:
-        import apt_pkg  # type: ignore[import-not-found]
+        module = importlib.util.module_from_spec(spec)  # an extension module is loaded here
+        spec.loader.exec_module(module)
     except ImportError:
         return None
-    return apt_pkg
+    sys.modules["apt_pkg"] = module
+    return module
 
 
 def apt_options(root: Path) -> list[str]:
@@ -166,7 +189,8 @@ def run_command(argv: list[str]) -> str:
 
 
 def scan_apt_get(root: Path, run: Run = run_command) -> list[Update]:
-    installed = deb822.read_dpkg_status((root / "var/lib/dpkg/status").read_text(errors="replace"))
+    with (root / "var/lib/dpkg/status").open(errors="replace") as status:
+        installed = deb822.read_dpkg_status(status)
     opts = apt_options(root)
     dist = parse_simulation(run(["apt-get", "-s", "-q", *opts, "dist-upgrade"]))
     plain = parse_simulation(run(["apt-get", "-s", "-q", *opts, "upgrade"]))
@@ -243,7 +267,8 @@ def scan_python_apt(apt_pkg: ModuleType, root: Path) -> list[Update]:
                 in_upgrade=pkg.id in in_upgrade,
                 in_dist_upgrade=dist.marked_upgrade(pkg),
                 held=held,
-                phased=bool(candidate and cand_str and phased(candidate)) and pkg.id not in in_upgrade,
+                # a record lookup costs milliseconds: only where a plain upgrade leaves the package out
+                phased=pkg.id not in in_upgrade and bool(candidate and cand_str and phased(candidate)),
                 pinned=not held
                 and newest != cand_str
                 and any(pinned_version(v) for v in [*newer, *([candidate] if candidate else [])]),

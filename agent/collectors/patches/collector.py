@@ -17,8 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from agent.collectors.base import BlockingCollector
 from agent.collectors.patches import apt, deb822, dnf, system
-from agent.collectors.patches.common import FirstSeen, Update, updates_body
+from agent.collectors.patches.common import FirstSeen, updates_body
 from agent.collectors.patches.config import PatchesConfig
+from agent.collectors.patches.isolated import scan_in_child
+from agent.collectors.patches.scan import Scan
 from agent.core.reading import Priority, Reading
 from agent.readiness.maintenance import MaintenanceConfig, schedule
 
@@ -46,7 +48,7 @@ def choose_backend(setting: str, root: Path) -> str:
     if setting != "auto":
         return setting
     if (root / "var/lib/dpkg/status").exists():
-        return "python-apt" if apt.import_apt_pkg() is not None else "apt-get"
+        return "python-apt" if apt.python_apt_available() else "apt-get"
     ids = system.os_release(root)
     if {"rhel", "fedora", "centos"} & set((ids.get("ID", "") + " " + ids.get("ID_LIKE", "")).split()):
         return "dnf"
@@ -54,64 +56,48 @@ def choose_backend(setting: str, root: Path) -> str:
 
 
 @dataclass(frozen=True)
-class Scan:
-    backend: str
-    updates: list[Update]
-    error: str | None
-    scanned_ms: int
-    dnf_metadata_ms: int | None = None
-    dnf_reboot: bool | None = None
+class PackageFacts:
+    """What changes only with the package database, read once per scan instead of every cycle:
+    the scan, dpkg's status file (parsing it was most of a cycle's cost), the lists' Release
+    files, the install logs, and the package part of the body (first-seen times settle at the scan)."""
+
+    scan: Scan
+    kernels: dict[str, str]
+    unattended_upgrades: bool | None  # installed; None off dpkg systems
+    releases: list[deb822.Release]
+    last_install_ms: int | None
+    packages: dict[str, Any]
 
 
-def scan(backend: str, root: Path, now_ms: int) -> Scan:
-    try:
-        if backend == "python-apt":
-            module = apt.import_apt_pkg()
-            if module is None:
-                raise RuntimeError("python3-apt is not importable from this Python")
-            return Scan(backend, apt.scan_python_apt(module, root), None, now_ms)
-        if backend == "apt-get":
-            return Scan(backend, apt.scan_apt_get(root), None, now_ms)
-        if backend == "dnf":
-            result = dnf.scan_dnf(root)
-            return Scan(backend, result.updates, None, now_ms, result.metadata_checked_ms, result.reboot_required)
-        return Scan(backend, [], "no supported package manager found (neither dpkg nor dnf)", now_ms)
-    except (OSError, RuntimeError, ValueError, SystemError) as exc:
-        log.warning("package scan failed backend=%s root=%s error=%s", backend, root, exc)
-        return Scan(backend, [], f"{type(exc).__name__}: {exc}", now_ms)
-
-
-def read_installed(root: Path) -> dict[str, Any]:
-    try:
-        return deb822.read_dpkg_status((root / "var/lib/dpkg/status").read_text(errors="replace"))
-    except OSError:
-        return {}
+def read_facts(scan_result: Scan, root: Path, first_seen: FirstSeen, now_ms: int) -> PackageFacts:
+    is_apt = scan_result.backend in ("python-apt", "apt-get")
+    installed = system.installed_packages(root) if is_apt else None
+    security = [u.package for u in scan_result.updates if u.security_version is not None]
+    seen = first_seen.update(security, now_ms) if scan_result.error is None else first_seen.times
+    return PackageFacts(
+        scan=scan_result,
+        kernels=system.installed_kernels(root, installed),
+        unattended_upgrades=None if installed is None else "unattended-upgrades" in installed,
+        releases=deb822.read_releases(root / "var/lib/apt/lists") if scan_result.backend != "dnf" else [],
+        last_install_ms=system.last_install_ms(root),
+        packages=updates_body(scan_result.updates, {**{name: now_ms for name in security}, **seen}),
+    )
 
 
 def build_body(
-    *,
-    scan_result: Scan,
-    root: Path,
-    config: PatchesConfig,
-    maintenance: MaintenanceConfig,
-    first_seen: FirstSeen,
-    now: datetime,
+    *, facts: PackageFacts, root: Path, config: PatchesConfig, maintenance: MaintenanceConfig, now: datetime
 ) -> dict[str, Any]:
     """The patches reading body: see docs/patches.md for every field."""
     now_ms = int(now.timestamp() * 1000)
-    is_apt = scan_result.backend in ("python-apt", "apt-get")
-    installed = read_installed(root) if is_apt else None
+    scan_result = facts.scan
     if scan_result.backend == "dnf":
         freshness = dnf.dnf_freshness(scan_result.dnf_metadata_ms, now_ms, config.stale_after)
     else:
-        freshness = system.apt_freshness(root, now_ms, config.stale_after)
-    reboot = system.reboot_state(root, installed)
+        freshness = system.apt_freshness(root, facts.releases, now_ms, config.stale_after)
+    reboot = system.reboot_state(root, facts.kernels)
     if scan_result.backend == "dnf":
         reboot["required"] = scan_result.dnf_reboot
     status = freshness["status"] if scan_result.error is None else "unknown"
-    security = [u.package for u in scan_result.updates if u.security_version is not None]
-    seen = first_seen.update(security, now_ms) if scan_result.error is None else first_seen.times
-    packages = updates_body(scan_result.updates, {**{name: now_ms for name in security}, **seen})
     flags = [reboot["required"], reboot["kernel_pending"]]
     ids = system.os_release(root)
     body: dict[str, Any] = {
@@ -121,15 +107,15 @@ def build_body(
         "backend": scan_result.backend,
         "os": {"id": ids.get("ID", ""), "version_id": ids.get("VERSION_ID", ""), "pretty_name": ids.get("PRETTY_NAME", "")},
         "scanned_ms": scan_result.scanned_ms,
-        **packages,
+        **facts.packages,
         "freshness": {k: v for k, v in freshness.items() if k not in ("status", "stale_reasons")},
         # the kernel comparison can only add a reason; not knowing it does not hide the flag's answer
         "reboot_required": True if True in flags else (None if reboot["required"] is None else False),
         "reboot": reboot,
-        "last_install_ms": system.last_install_ms(root),
-        "auto_updates": system.auto_updates(root, installed),
+        "last_install_ms": facts.last_install_ms,
+        "auto_updates": system.auto_updates(root, facts.unattended_upgrades),
     }
-    body.update(schedule(maintenance, packages["security_updates"], now))
+    body.update(schedule(maintenance, facts.packages["security_updates"], now))
     return body
 
 
@@ -154,12 +140,8 @@ class PatchesCollector(BlockingCollector):
         self.clock = clock
         self.backend = choose_backend(config.backend, root)
         self.first_seen = FirstSeen(None if state_dir is None else state_dir / "patches-first-seen.json")
-        self._last: tuple[tuple[float, ...], float, Scan] | None = None
-        if scanner is None:
-            from agent.collectors.patches.isolated import (
-                scan_in_child as scanner,  # imports this module
-            )
-        self.scanner = scanner
+        self._last: tuple[tuple[float, ...], float, PackageFacts] | None = None
+        self.scanner = scanner or scan_in_child
 
     def read(self) -> list[Reading]:
         now = self.clock()
@@ -168,25 +150,20 @@ class PatchesCollector(BlockingCollector):
             self._last is None
             or self._last[0] != signature
             or now - self._last[1] >= self.config.rescan_interval
-            or self._last[2].error is not None
+            or self._last[2].scan.error is not None
         ):
             started = time.monotonic()
-            self._last = (signature, now, self.scanner(self.backend, self.root, int(now * 1000)))
+            result = self.scanner(self.backend, self.root, int(now * 1000))
+            self._last = (signature, now, read_facts(result, self.root, self.first_seen, int(now * 1000)))
             log.info(
                 "package scan backend=%s updates=%d seconds=%.2f",
                 self.backend,
-                len(self._last[2].updates),
+                len(result.updates),
                 time.monotonic() - started,
             )
         moment = datetime.fromtimestamp(now, timezone.utc)
-        body = build_body(
-            scan_result=self._last[2],
-            root=self.root,
-            config=self.config,
-            maintenance=self.maintenance,
-            first_seen=self.first_seen,
-            now=moment,
-        )
+        body = build_body(facts=self._last[2], root=self.root, config=self.config, maintenance=self.maintenance,
+                          now=moment)
         return [Reading(kind="patches", body=body, priority=Priority.SECURITY, retain=True, ts_ms=int(now * 1000))]
 
 

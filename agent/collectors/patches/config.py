@@ -21,5 +21,6 @@ class PatchesConfig(Section):
         7 * 86400.0, description="package lists older than this make the status \"stale\""
     )
     backend: Literal["auto", "python-apt", "apt-get", "dnf"] = Field(
-        "auto", description="auto: python3-apt if importable, else apt-get -s; dnf on the RHEL family"
+        "auto", description="auto: python3-apt if Debian's python3-apt for this Python is installed, else apt-get -s; "
+                           "dnf on the RHEL family"
     )

@@ -6,7 +6,7 @@ import bz2
 import gzip
 import lzma
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -14,11 +14,13 @@ from pathlib import Path
 SECURITY_LABELS = {"debian-security", "ubuntuesm", "ubuntuesmapps"}
 
 
-def paragraphs(text: str) -> Iterator[dict[str, str]]:
-    """Each stanza of a deb822 text as {Field: value}; continuation lines are joined with \\n."""
+def paragraphs(text: str | Iterable[str]) -> Iterator[dict[str, str]]:
+    """Each stanza of a deb822 text as {Field: value}; continuation lines are joined with \\n.
+    Lines from an open file are read one at a time: the dpkg status file (hundreds of KB) is
+    never held whole, split into lines, in the daemon's heap."""
     fields: dict[str, str] = {}
     last = ""
-    for line in text.splitlines():
+    for line in text.splitlines() if isinstance(text, str) else text:
         if not line.strip():
             if fields:
                 yield fields
@@ -133,7 +135,7 @@ class Installed:
     held: bool
 
 
-def read_dpkg_status(text: str) -> dict[str, Installed]:
+def read_dpkg_status(text: str | Iterable[str]) -> dict[str, Installed]:
     """Installed packages from /var/lib/dpkg/status, keyed by name (name:arch for foreign arches)."""
     installed: dict[str, Installed] = {}
     for stanza in paragraphs(text):

@@ -18,8 +18,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from agent.collectors.patches.collector import Scan, scan
 from agent.collectors.patches.common import Update
+from agent.collectors.patches.scan import Scan, scan
 
 TIMEOUT_S = 600.0
 

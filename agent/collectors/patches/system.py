@@ -40,7 +40,16 @@ def os_release(root: Path) -> dict[str, str]:
     return out
 
 
-def apt_freshness(root: Path, now_ms: int, stale_after_s: float) -> dict[str, Any]:
+def installed_packages(root: Path) -> dict[str, deb822.Installed]:
+    """dpkg's installed packages (none if the status file is unreadable), read line by line."""
+    try:
+        with (root / "var/lib/dpkg/status").open(errors="replace") as status:
+            return deb822.read_dpkg_status(status)
+    except OSError:
+        return {}
+
+
+def apt_freshness(root: Path, releases: list[deb822.Release], now_ms: int, stale_after_s: float) -> dict[str, Any]:
     """When the lists were last refreshed and whether the security index is still current.
 
     `update-success-stamp` (touched by apt's periodic job after a successful update) is the
@@ -54,7 +63,6 @@ def apt_freshness(root: Path, now_ms: int, stale_after_s: float) -> dict[str, An
         candidates = [m for m in (_mtime_ms(p) for p in lists.glob("*_*")) if m is not None]
         if candidates:
             stamp, source = max(candidates), "lists-mtime"
-    releases = deb822.read_releases(lists)
     security = [r for r in releases if r.is_security]
     dates = [r.date_ms for r in security if r.date_ms is not None]
     valid = [r.valid_until_ms for r in security if r.valid_until_ms is not None]
@@ -110,12 +118,12 @@ def installed_kernels(root: Path, installed: dict[str, deb822.Installed] | None)
         return {}
 
 
-def reboot_state(root: Path, installed: dict[str, deb822.Installed] | None) -> dict[str, Any]:
+def reboot_state(root: Path, kernels: dict[str, str]) -> dict[str, Any]:
+    """The reboot flag, and the running kernel against the newest of `installed_kernels`."""
     flag = root / "run/reboot-required"
     required: bool | None = flag.exists()
     packages = sorted(set((_read(root / "run/reboot-required.pkgs") or "").split())) if required else []
     running = running_kernel(root)
-    kernels = installed_kernels(root, installed)
     newest = None
     if kernels:
         newest = max(kernels, key=lambda release: (_SortKey(kernels[release]), _SortKey(release)))
@@ -196,9 +204,10 @@ def unit_enabled(root: Path, unit: str) -> bool:
     return False
 
 
-def auto_updates(root: Path, installed: dict[str, deb822.Installed] | None) -> dict[str, Any]:
-    """Whether security updates install themselves: unattended-upgrades or dnf-automatic."""
-    if installed is None:  # RHEL family
+def auto_updates(root: Path, unattended_upgrades: bool | None) -> dict[str, Any]:
+    """Whether security updates install themselves: unattended-upgrades (`unattended_upgrades`:
+    whether dpkg has the package) or dnf-automatic (None: not a dpkg system)."""
+    if unattended_upgrades is None:  # RHEL family
         conf = _read(root / "etc/dnf/automatic.conf") or ""
         timer = unit_enabled(root, "dnf-automatic.timer") or unit_enabled(root, "dnf-automatic-install.timer")
         applies = bool(re.search(r"^\s*apply_updates\s*=\s*(yes|true|1)", conf, re.M | re.I))
@@ -215,7 +224,7 @@ def auto_updates(root: Path, installed: dict[str, deb822.Installed] | None) -> d
     for path in files:
         for key, value in _APT_SETTING.findall(_read(path) or ""):
             settings[key] = value  # later files win, as in apt
-    package = "unattended-upgrades" in installed
+    package = unattended_upgrades
     periodic = settings.get("APT::Periodic::Unattended-Upgrade", "0") not in ("0", "")
     timer = unit_enabled(root, "apt-daily-upgrade.timer")
     has_systemd = (root / "lib/systemd/system").is_dir() or (root / "usr/lib/systemd/system").is_dir()

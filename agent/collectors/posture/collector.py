@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent.collectors.base import BlockingCollector
 from agent.collectors.host.clock import STA_UNSYNC, ClockState, read_clock
-from agent.collectors.patches import deb822, system
+from agent.collectors.patches import system
 from agent.collectors.posture.config import PostureConfig
 from agent.core.reading import Priority, Reading
 
@@ -295,11 +295,10 @@ def check_encryption(root: Path) -> Check:
 
 
 def check_auto_updates(root: Path) -> Check:
-    installed = None
-    status = root / "var/lib/dpkg/status"
-    if status.exists():
-        installed = deb822.read_dpkg_status(_read(status) or "")
-    auto = system.auto_updates(root, installed)
+    unattended = None
+    if (root / "var/lib/dpkg/status").exists():
+        unattended = "unattended-upgrades" in system.installed_packages(root)
+    auto = system.auto_updates(root, unattended)
     return _check(
         "auto_security_updates", "Security updates install automatically",
         "pass" if auto["enabled"] else "fail", f"{auto['mechanism']}: {auto['evidence']}",

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.fleet import state
+from agent.fleet.defaults import SILENT_AFTER_S
 from agent.fleet.store.db import Database, Tx
 from agent.fleet.store.writes import dumps
 from agent.readiness.policy import Policy
@@ -53,7 +54,7 @@ def where_nodes(column: str, part: list[str] | None, *, joiner: str = "WHERE") -
 
 
 class Assessor:
-    def __init__(self, db: Database, *, silent_after_ms: int = int(state.SILENT_AFTER_S * 1000),
+    def __init__(self, db: Database, *, silent_after_ms: int = int(SILENT_AFTER_S * 1000),
                  rejected_window_ms: int = int(state.REJECTED_WINDOW_S * 1000)) -> None:
         self.db = db
         self.silent_after_ms = silent_after_ms

@@ -13,13 +13,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from agent.fleet.defaults import DAY_MS, HISTORY_MS, RETENTION_MS
 from agent.fleet.store.db import Database
 
 log = logging.getLogger(__name__)
 
-DAY_MS = 86_400_000
-RETENTION_MS = 7 * DAY_MS  # verified messages; agent.trust.verify's default max age is 7 days
-HISTORY_MS = 90 * DAY_MS  # transitions, episodes, patch and posture history
 MAX_REJECTIONS = 100_000  # distinct rejected payloads kept: a flood of forgeries cannot fill the disk
 DELETE_SLICE = 5000
 
