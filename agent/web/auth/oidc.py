@@ -1,0 +1,269 @@
+"""Single sign-on through a company's OpenID Connect provider: the config section and the pure
+checks (role mapping, the ID token, the provider's discovery document, the pending logins).
+
+The authorization-code flow with PKCE, state and nonce; the HTTP side is agent.web.auth.oidc_login.
+The ID token's signature and claims are checked by joserfc and Authlib's `CodeIDToken`: JWS/JWK
+handling is where hand-written code goes wrong (algorithm confusion, `alg: none`, audience lists).
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from authlib.oidc.core import CodeIDToken
+from joserfc import jwt
+from joserfc.errors import (
+    BadSignatureError,
+    ExpiredTokenError,
+    InvalidClaimError,
+    InvalidKeyIdError,
+    JoseError,
+    MissingClaimError,
+)
+from joserfc.jwk import KeySet
+from pydantic import Field, field_validator, model_validator
+
+from agent.core.settings import ConfigPath, PositiveDuration, Problem, Section, every_problem
+
+Role = Literal["viewer", "admin"]
+
+CALLBACK_PATH = "/login/oidc/callback"
+START_PATH = "/login/oidc"
+DEFAULT_SCOPES = ("openid", "profile", "email")
+# Asymmetric signatures only: an HMAC-signed ID token would be keyed with the client secret, and
+# `none` is no signature at all.
+SIGNING_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "Ed25519",
+                      "EdDSA")  # RFC 9864 names Ed25519; older providers say EdDSA
+CLOCK_LEEWAY_S = 60  # the board's and the provider's clocks may differ this much
+FLOW_LIFETIME_S = 600.0  # a person has this long at the provider's sign-in page
+MAX_PENDING = 10_000  # pending sign-ins kept; the oldest go first, so a flood cannot fill memory
+
+
+def _is_loopback(host: str | None) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host or "").is_loopback
+    except ValueError:
+        return False
+
+
+def url_problem(url: str) -> str | None:
+    """Why `url` cannot be a provider or callback address: https, or http on loopback only (tests, labs)."""
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return None
+    if parts.scheme == "http" and _is_loopback(parts.hostname):
+        return None
+    return f"{url!r} must be an https:// URL (plain http only to localhost, for a lab)"
+
+
+class OidcConfig(Section):
+    """Single sign-on through the company's OpenID Connect provider. Local users keep working beside it.
+    Register the board at the provider as a confidential client with the redirect URL below."""
+
+    name: str = Field("single sign-on", min_length=1, max_length=64,
+                      description='the provider as people know it: the login page shows "Sign in with NAME"')
+    issuer: str = Field(description="the provider's issuer URL, exactly as its discovery document and ID tokens "
+                                    "state it, e.g. https://login.example.com/realms/plant")
+    client_id: str = Field(min_length=1, description="the board's client id at the provider")
+    client_secret_file: ConfigPath = Field(description="file holding the client secret (never inline; read at "
+                                                       "start, never logged)")
+    redirect_url: str = Field(description=f"the board's callback as browsers reach it, registered at the provider: "
+                                          f"https://BOARD{CALLBACK_PATH}")
+    ca_file: ConfigPath | None = Field(None, description="CA bundle for the provider's certificate (default: the "
+                                                         "system's trust store)")
+    scopes: list[str] = Field(default_factory=lambda: list(DEFAULT_SCOPES),
+                              description="scopes asked for; some providers send the groups claim only with a "
+                                          "'groups' scope")
+    username_claim: str = Field("preferred_username", min_length=1,
+                                description="the ID token claim that names the user on the board and in the audit")
+    groups_claim: str = Field("groups", min_length=1, description="the ID token claim listing the user's groups")
+    admin_groups: list[str] = Field(default_factory=list, description="members of any of these sign in as admin")
+    viewer_groups: list[str] = Field(default_factory=list, description="members of any of these (and no admin "
+                                                                       "group) sign in as viewer")
+    timeout: PositiveDuration = Field(10.0, description="for each request to the provider")
+
+    @field_validator("issuer", "redirect_url")
+    @classmethod
+    def _https(cls, url: str) -> str:
+        if problem := url_problem(url):
+            raise ValueError(problem)
+        return url
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _every_problem(cls, data: Any, handler: Any) -> Any:
+        return every_problem(cls, data, handler, _config_problems)
+
+
+def _config_problems(value: Any) -> list[Problem]:
+    get = value.get if isinstance(value, dict) else lambda name, default=None: getattr(value, name, default)
+    problems: list[Problem] = []
+    redirect = get("redirect_url")
+    if isinstance(redirect, str) and urlsplit(redirect).path.rstrip("/") != CALLBACK_PATH:
+        problems.append((("redirect_url",), f"must end in {CALLBACK_PATH} (the board's callback), e.g. "
+                                            + f"https://board.example.com{CALLBACK_PATH}"))
+    scopes = get("scopes", list(DEFAULT_SCOPES))
+    if isinstance(scopes, list) and "openid" not in scopes:
+        problems.append((("scopes",), "must include \"openid\" (without it the provider sends no ID token)"))
+    admin, viewer = get("admin_groups", []), get("viewer_groups", [])
+    if isinstance(admin, list) and isinstance(viewer, list):
+        if not admin and not viewer:
+            problems.append((("admin_groups",), "name at least one group in admin_groups or viewer_groups: "
+                                                + "without one nobody could sign in"))
+        if both := sorted(set(admin) & set(viewer), key=str):
+            problems.append((("viewer_groups",), f"{', '.join(map(str, both))} also in admin_groups: "
+                                                 + "list each group once"))
+    return problems
+
+
+# --- what a sign-in can end in -------------------------------------------------------------------
+
+REFUSALS: dict[str, tuple[int, str]] = {
+    "unknown_state": (400, "This sign-in link is unknown, already used or expired. Start again."),
+    "flow_mismatch": (400, "This sign-in was started in another browser. Start again from this one."),
+    "provider_denied": (403, "The sign-in provider did not sign you in."),
+    "code_refused": (403, "The sign-in provider refused the sign-in code. Start again."),
+    "bad_token": (403, "The sign-in provider's answer did not pass the board's checks."),
+    "no_username": (403, "The sign-in provider did not say who you are."),
+    "no_role": (403, "Your account is not in a group this board admits. Ask the board's administrator."),
+}
+
+
+class Refused(Exception):
+    """A sign-in the board turns down; `reason` is a key of REFUSALS, `detail` is for the log only."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason, self.detail = reason, detail
+
+
+class ProviderError(Exception):
+    """The provider cannot be reached or answered nonsense: nobody can sign in with it just now."""
+
+
+# --- the pure checks -----------------------------------------------------------------------------
+
+def role_for(claims: Mapping[str, Any], config: OidcConfig) -> Role | None:
+    """admin for a member of any admin group, else viewer for a viewer group, else None (refused).
+    The claim may be a list of group names or one name."""
+    raw = claims.get(config.groups_claim)
+    if isinstance(raw, str):
+        raw = [raw]
+    groups = {group for group in raw if isinstance(group, str)} if isinstance(raw, list) else set()
+    if groups & set(config.admin_groups):
+        return "admin"
+    if groups & set(config.viewer_groups):
+        return "viewer"
+    return None
+
+
+def username_of(claims: Mapping[str, Any], config: OidcConfig) -> str | None:
+    value = claims.get(config.username_claim)
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def verify_id_token(id_token: str, jwks: Mapping[str, Any], *, issuer: str, client_id: str, nonce: str,
+                    algorithms: list[str], access_token: str | None = None, now: int | None = None) -> dict[str, Any]:
+    """The ID token's claims once its signature verifies against the provider's keys and iss, aud
+    (and azp), exp, iat, nonce (and at_hash) are right; Refused("bad_token") naming what failed."""
+    try:
+        token = jwt.decode(id_token, KeySet.import_key_set(dict(jwks)), algorithms=algorithms)
+    except BadSignatureError:
+        raise Refused("bad_token", "bad_signature") from None
+    except InvalidKeyIdError:
+        raise Refused("bad_token", "unknown_key") from None
+    except (JoseError, ValueError) as exc:  # unknown key, algorithm not allowed, not a JWS at all
+        raise Refused("bad_token", f"undecodable {type(exc).__name__}: {exc}") from None
+    options = {"iss": {"essential": True, "value": issuer}, "aud": {"essential": True, "value": client_id},
+               "nonce": {"essential": True, "value": nonce}}
+    claims = CodeIDToken(token.claims, token.header, options,
+                         {"nonce": nonce, "client_id": client_id, "access_token": access_token})
+    try:
+        claims.validate(now=int(time.time()) if now is None else now, leeway=CLOCK_LEEWAY_S)
+    except ExpiredTokenError:
+        raise Refused("bad_token", "expired") from None
+    except (InvalidClaimError, MissingClaimError) as exc:
+        raise Refused("bad_token", f"claim {exc.claim}: {exc.error}") from None
+    except JoseError as exc:  # e.g. issued in the future
+        raise Refused("bad_token", f"{type(exc).__name__}: {exc}") from None
+    return dict(claims)
+
+
+def provider_metadata(document: Any, issuer: str) -> dict[str, Any]:
+    """The discovery document, checked: its issuer is the configured one (OpenID Connect Discovery
+    4.3), it names the endpoints the flow needs over https, and it signs in a way the board accepts."""
+    if not isinstance(document, dict):
+        raise ProviderError("the discovery document is not a JSON object")
+    if document.get("issuer") != issuer:
+        raise ProviderError(f"the discovery document's issuer {document.get('issuer')!r} is not the configured "
+                            f"{issuer!r}: set oidc.issuer exactly as the provider states it")
+    for name in ("authorization_endpoint", "token_endpoint", "jwks_uri"):
+        url = document.get(name)
+        if not isinstance(url, str) or url_problem(url):
+            raise ProviderError(f"the discovery document's {name} {url!r} is missing or not https")
+    if not signing_algorithms(document):
+        raise ProviderError(f"the provider signs ID tokens with {document.get('id_token_signing_alg_values_supported')}"
+                            f"; the board accepts {', '.join(SIGNING_ALGORITHMS)}")
+    return document
+
+
+def signing_algorithms(document: Mapping[str, Any]) -> list[str]:
+    """The algorithms both the provider uses and the board accepts (RS256 when the document names none,
+    the OpenID Connect default)."""
+    offered = document.get("id_token_signing_alg_values_supported") or ["RS256"]
+    return [alg for alg in SIGNING_ALGORITHMS if isinstance(offered, list) and alg in offered]
+
+
+# --- sign-ins under way --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Pending:
+    """One sign-in between the redirect to the provider and its callback; kept on the server only."""
+
+    state: str
+    browser: str  # the random value of the flow cookie: binds the callback to the browser that started
+    nonce: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    verifier: str = field(default_factory=lambda: secrets.token_urlsafe(48))  # PKCE; 64 characters
+    started: float = field(default_factory=time.monotonic)
+
+
+class PendingLogins:
+    """Pending sign-ins by state: each is taken once (a replayed callback finds nothing), expires after
+    FLOW_LIFETIME_S, and at most MAX_PENDING are kept."""
+
+    def __init__(self, lifetime_s: float = FLOW_LIFETIME_S, limit: int = MAX_PENDING) -> None:
+        self.lifetime_s, self.limit = lifetime_s, limit
+        self._by_state: OrderedDict[str, Pending] = OrderedDict()
+
+    def begin(self) -> Pending:
+        pending = Pending(state=secrets.token_urlsafe(24), browser=secrets.token_urlsafe(24))
+        self._by_state[pending.state] = pending
+        while len(self._by_state) > self.limit:
+            self._by_state.popitem(last=False)
+        return pending
+
+    def take(self, state: str, browser: str | None, now: float | None = None) -> Pending:
+        pending = self._by_state.pop(state, None)
+        if pending is None:
+            raise Refused("unknown_state")
+        if (time.monotonic() if now is None else now) - pending.started > self.lifetime_s:
+            raise Refused("unknown_state", "expired")
+        if browser is None or not hmac.compare_digest(browser, pending.browser):
+            raise Refused("flow_mismatch")
+        return pending
+
+    def discard(self, state: str) -> None:
+        self._by_state.pop(state, None)
+
+    def __len__(self) -> int:
+        return len(self._by_state)

@@ -1,0 +1,222 @@
+"""Single sign-on over HTTP: the provider as the board talks to it, and two routes.
+
+    GET /login/oidc            a pending sign-in (state, nonce, PKCE verifier kept on the server), a
+                               short-lived HttpOnly cookie binding it to this browser, and a redirect
+                               to the provider's authorization endpoint
+    GET /login/oidc/callback   the provider sends the browser back with ?code&state: the pending
+                               sign-in is taken (once), the code exchanged with the PKCE verifier,
+                               the ID token checked (agent.web.auth.oidc), the role mapped, and
+                               `on_login(username, role, request)` makes the board's session
+
+`oidc_router(config, on_login)` is all the app needs; a refused sign-in ends on a page that says
+why and links to the local login, and one log line. The provider being down costs single sign-on
+only: the rest of the board never waits on it.
+"""
+
+from __future__ import annotations
+
+import html
+import inspect
+import logging
+import re
+import stat
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx2
+from authlib.integrations.base_client import OAuthError
+from authlib.integrations.httpx_client import AsyncOAuth2Client
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from agent.web.auth.oidc import (
+    CALLBACK_PATH,
+    FLOW_LIFETIME_S,
+    REFUSALS,
+    START_PATH,
+    OidcConfig,
+    Pending,
+    PendingLogins,
+    ProviderError,
+    Refused,
+    Role,
+    provider_metadata,
+    role_for,
+    signing_algorithms,
+    username_of,
+    verify_id_token,
+)
+
+log = logging.getLogger(__name__)
+
+OnLogin = Callable[[str, Role, Request], Response | Awaitable[Response]]
+OnRefused = Callable[[str, str | None, Request], None]
+"""Told of each refused sign-in: (reason, username if the token named one, request); for the audit."""
+
+FLOW_COOKIE = "oidc_flow"
+CACHE_S = 3600.0  # how long the discovery document and the provider's keys are trusted before asking again
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+class SecretFileError(ValueError):
+    """The client secret file cannot be used; the message starts with the field."""
+
+
+def read_client_secret(config: OidcConfig) -> str:
+    path = config.client_secret_file
+    try:
+        mode = path.stat().st_mode
+        secret = path.read_text().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise SecretFileError(f"oidc.client_secret_file: cannot read {path}: {reason}") from None
+    if mode & stat.S_IRWXO:
+        raise SecretFileError(f"oidc.client_secret_file: {path} is readable by every user "
+                              f"(mode {stat.S_IMODE(mode):04o}); run `chmod 600 {path}`")
+    if not secret:
+        raise SecretFileError(f"oidc.client_secret_file: {path} is empty: put the client secret from the provider in it")
+    return secret
+
+
+def _field(value: object) -> str:
+    """A value from the outside as one key=value token in a log line."""
+    return "-" if value is None else re.sub(r"[\s\x00-\x1f\x7f]+", "_", str(value))[:80] or "-"
+
+
+class Provider:
+    """The provider as the board sees it: discovery and keys (cached for CACHE_S), the code exchange."""
+
+    def __init__(self, config: OidcConfig, secret: str) -> None:
+        self.config, self._secret = config, secret
+        self._verify: Any = str(config.ca_file) if config.ca_file else True
+        self._cache: dict[str, tuple[float, Any]] = {}
+
+    def _oauth(self) -> AsyncOAuth2Client:
+        return AsyncOAuth2Client(self.config.client_id, self._secret, scope=" ".join(self.config.scopes),
+                                 redirect_uri=self.config.redirect_url, code_challenge_method="S256",
+                                 timeout=self.config.timeout, verify=self._verify)
+
+    async def _get_json(self, url: str, fresh: bool = False) -> Any:
+        cached = self._cache.get(url)
+        if cached and not fresh and time.monotonic() - cached[0] < CACHE_S:
+            return cached[1]
+        try:
+            async with httpx2.AsyncClient(timeout=self.config.timeout, verify=self._verify) as client:
+                response = await client.get(url, headers={"Accept": "application/json"})
+            response.raise_for_status()
+            document = response.json()
+        except httpx2.HTTPError as exc:
+            raise ProviderError(f"{url}: {type(exc).__name__} {exc}") from None
+        except ValueError:
+            raise ProviderError(f"{url}: the answer is not JSON") from None
+        self._cache[url] = (time.monotonic(), document)
+        return document
+
+    async def metadata(self) -> dict[str, Any]:
+        url = self.config.issuer.rstrip("/") + "/.well-known/openid-configuration"
+        document = provider_metadata(await self._get_json(url), self.config.issuer)
+        return document
+
+    async def authorization_url(self, pending: Pending) -> str:
+        endpoint = (await self.metadata())["authorization_endpoint"]
+        async with self._oauth() as client:  # builds the URL (with the S256 challenge); sends nothing
+            url, _ = client.create_authorization_url(endpoint, state=pending.state, code_verifier=pending.verifier,
+                                                     nonce=pending.nonce)
+        return url
+
+    async def identity(self, code: str, pending: Pending) -> dict[str, Any]:
+        """The verified ID token claims for `code`; Refused or ProviderError."""
+        metadata = await self.metadata()
+        try:
+            async with self._oauth() as client:
+                token = await client.fetch_token(metadata["token_endpoint"], grant_type="authorization_code",
+                                                 code=code, code_verifier=pending.verifier)
+        except OAuthError as exc:  # the provider answered with an OAuth error: invalid_grant for a used code
+            raise Refused("code_refused", f"{_field(exc.error)} {_field(exc.description)}") from None
+        except httpx2.HTTPError as exc:
+            raise ProviderError(f"token endpoint: {type(exc).__name__} {exc}") from None
+        except ValueError as exc:
+            raise ProviderError(f"token endpoint: {exc}") from None
+        id_token = token.get("id_token")
+        if not isinstance(id_token, str):
+            raise Refused("bad_token", "no id_token in the token response")
+        check = {"issuer": self.config.issuer, "client_id": self.config.client_id, "nonce": pending.nonce,
+                 "algorithms": signing_algorithms(metadata), "access_token": token.get("access_token")}
+        try:
+            return verify_id_token(id_token, await self._get_json(metadata["jwks_uri"]), **check)
+        except Refused as exc:
+            if exc.detail != "unknown_key":
+                raise
+        # signed with a key the board has not seen: the provider may have rotated its keys; ask once
+        return verify_id_token(id_token, await self._get_json(metadata["jwks_uri"], fresh=True), **check)
+
+
+def page(status: int, title: str, text: str, local_login: str) -> HTMLResponse:
+    body = (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+            f'<link rel="stylesheet" href="/board.css"></head><body><main class="sign-in"><h1>{html.escape(title)}'
+            f'</h1><p>{html.escape(text)}</p><p><a href="{START_PATH}">Try single sign-on again</a> · '
+            f'<a href="{html.escape(local_login)}">Sign in with a local account</a></p></main></body></html>')
+    return HTMLResponse(body, status, headers=NO_STORE)
+
+
+def oidc_router(config: OidcConfig, on_login: OnLogin, *, on_refused: OnRefused | None = None,
+                local_login: str = "/login", provider: Provider | None = None,
+                pending: PendingLogins | None = None) -> APIRouter:
+    """The two routes; reads the client secret now (SecretFileError names the field and the fix)."""
+    provider = provider or Provider(config, read_client_secret(config))
+    pending = pending or PendingLogins()
+    secure = config.redirect_url.startswith("https://")
+    router = APIRouter()
+
+    def unavailable(exc: ProviderError) -> Response:
+        log.error("oidc provider unavailable issuer=%s error=%s", config.issuer, _field(exc))
+        return page(502, "Single sign-on is unavailable",
+                    f"{config.name} cannot be reached or gave an answer the board cannot use. Sign in with a local "
+                    "account, or try again later.", local_login)
+
+    @router.get(START_PATH, include_in_schema=False)
+    async def start() -> Response:
+        flow = pending.begin()
+        try:
+            url = await provider.authorization_url(flow)
+        except ProviderError as exc:
+            pending.discard(flow.state)
+            return unavailable(exc)
+        response = RedirectResponse(url, 303, headers=NO_STORE)
+        response.set_cookie(FLOW_COOKIE, flow.browser, max_age=int(FLOW_LIFETIME_S), path=START_PATH,
+                            secure=secure, httponly=True, samesite="lax")  # lax: the provider's redirect is cross-site
+        return response
+
+    @router.get(CALLBACK_PATH, include_in_schema=False)
+    async def callback(request: Request, state: str = "", code: str = "", error: str = "") -> Response:
+        address = request.client.host if request.client else "-"
+        username: str | None = None
+        try:
+            flow = pending.take(state, request.cookies.get(FLOW_COOKIE))
+            if error:
+                raise Refused("provider_denied", error)
+            if not code:
+                raise Refused("code_refused", "no code in the callback")
+            claims = await provider.identity(code, flow)
+            if (username := username_of(claims, config)) is None:
+                raise Refused("no_username", f"no {config.username_claim} claim")
+            if (role := role_for(claims, config)) is None:
+                raise Refused("no_role", f"{config.groups_claim}={claims.get(config.groups_claim)}")
+        except Refused as exc:
+            log.warning("oidc login refused reason=%s user=%s address=%s detail=%s", exc.reason, _field(username),
+                        address, _field(exc.detail))
+            if on_refused is not None:
+                on_refused(exc.reason, username, request)
+            status, text = REFUSALS[exc.reason]
+            response: Response = page(status, "Not signed in", text, local_login)
+        except ProviderError as exc:
+            response = unavailable(exc)
+        else:
+            log.info("oidc login user=%s role=%s address=%s", _field(username), role, address)
+            result = on_login(username, role, request)
+            response = await result if inspect.isawaitable(result) else result
+        response.delete_cookie(FLOW_COOKIE, path=START_PATH, secure=secure, httponly=True, samesite="lax")
+        return response
+
+    return router
