@@ -159,7 +159,7 @@ def test_an_ed25519_signed_token_verifies() -> None:
     ({"iss": "https://evil.example.com"}, "claim iss"), ({"iss": ISSUER + "/"}, "claim iss"),
     ({"nonce": "replayed-nonce"}, "claim nonce"), ({"nonce": None}, "nonce"), ({"aud": None}, "aud"),
     ({"exp": NOW - CLOCK_LEEWAY_S - 1}, "expired"), ({"exp": None}, "exp"), ({"sub": None}, "sub"),
-    ({"nbf": NOW + CLOCK_LEEWAY_S + 60}, "nbf"), ({"exp": "tomorrow"}, "claim exp"),
+    ({"nbf": NOW + CLOCK_LEEWAY_S + 60}, "nbf"), ({"iat": NOW + CLOCK_LEEWAY_S + 60}, "claim iat"), ({"exp": "tomorrow"}, "claim exp"),
 ])
 def test_a_token_with_a_wrong_claim_is_refused(key: RSAKey, claims: dict[str, Any], detail: str) -> None:
     assert detail in refused(token(key, **claims), jwks(key))
