@@ -10,7 +10,7 @@
 
 `Misbehaviour` makes it the hostile provider of a test: a token for another audience or issuer,
 an expired one, a wrong nonce, one signed with a key it does not publish, or a refusal.
-It speaks plain HTTP: it is meant for 127.0.0.1.
+It serves plain HTTP, or HTTPS with `tls=(cert_file, key_file)`; it is meant for 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -20,10 +20,12 @@ import hashlib
 import hmac
 import json
 import secrets
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, Literal, Self
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -83,14 +85,16 @@ class OidcProvider:
     """Start with `with OidcProvider(...) as provider:`; `provider.issuer` is its URL."""
 
     def __init__(self, client_id: str, client_secret: str, redirect_uris: list[str], user: User | None = None,
-                 *, algorithm: str = "RS256", host: str = "127.0.0.1", port: int | None = None) -> None:
+                 *, algorithm: str = "RS256", host: str = "127.0.0.1", port: int | None = None,
+                 tls: tuple[Path, Path] | None = None) -> None:
         self.client_id, self.client_secret, self.redirect_uris = client_id, client_secret, redirect_uris
         self.user = user or User()
         self.algorithm = algorithm
         self.key, self.other_key = _new_key(algorithm), _new_key(algorithm)
         self.misbehaviour = Misbehaviour()
         self.host, self.port = host, port or free_port(host)
-        self.issuer = f"http://{host}:{self.port}"
+        self.tls = tls
+        self.issuer = f"{'https' if tls else 'http'}://{host}:{self.port}"
         self.grants: dict[str, Grant] = {}
         self.used_codes: set[str] = set()
         self.requests: list[str] = []  # "METHOD /path" of every request, for tests to read
@@ -106,6 +110,10 @@ class OidcProvider:
             oidc = provider
 
         self._server = ThreadingHTTPServer((self.host, self.port), Handler)
+        if self.tls:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*self.tls)
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
         threading.Thread(target=self._server.serve_forever, name="oidc-provider", daemon=True).start()
         return self
 

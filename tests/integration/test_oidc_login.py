@@ -7,15 +7,19 @@ provider that refuses, and a provider that is down while the rest of the board k
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx2
 import pytest
+from certificates import Authority
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
@@ -40,19 +44,20 @@ class Site:
         return httpx2.Client(follow_redirects=False, timeout=10)
 
 
-@pytest.fixture
-def site(tmp_path: Path) -> Iterator[Site]:
+@contextlib.contextmanager
+def running_site(tmp_path: Path, tls: tuple[Path, Path] | None = None, **settings: Any) -> Iterator[Site]:
     """A board (the two routes, a stand-in local login page and session) and its provider."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     secret = tmp_path / "oidc-secret"
     secret.write_text(SECRET + "\n")
     os.chmod(secret, 0o600)
-    with OidcProvider(CLIENT, SECRET, [f"{url}/login/oidc/callback"], User(groups=["plant-ops"])) as provider:
+    with OidcProvider(CLIENT, SECRET, [f"{url}/login/oidc/callback"], User(groups=["plant-ops"]),
+                      tls=tls) as provider:
         config = OidcConfig.model_validate({
             "name": "Plant login", "issuer": provider.issuer, "client_id": CLIENT, "client_secret_file": str(secret),
             "redirect_url": f"{url}/login/oidc/callback", "scopes": ["openid", "profile", "groups"],
-            "admin_groups": ["plant-security"], "viewer_groups": ["plant-ops"]})
+            "admin_groups": ["plant-security"], "viewer_groups": ["plant-ops"], **settings})
         refused: list[tuple[str, str | None]] = []
 
         def on_login(username: str, role: str, request: Request) -> JSONResponse:
@@ -69,6 +74,12 @@ def site(tmp_path: Path) -> Iterator[Site]:
             yield Site(url, provider, refused)
         finally:
             server.stop()
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[Site]:
+    with running_site(tmp_path) as running:
+        yield running
 
 
 def to_provider(site: Site, client: httpx2.Client) -> str:
@@ -218,3 +229,24 @@ def test_a_provider_down_from_the_start_sends_nobody_away(site: Site, caplog) ->
         assert FLOW_COOKIE not in client.cookies
         assert client.get(f"{site.url}/login").status_code == 200
     assert "oidc provider unavailable" in caplog.text and "openid-configuration" in caplog.text
+
+
+def test_a_provider_over_https_is_trusted_through_ca_file_only(tmp_path: Path, caplog) -> None:
+    authority = Authority.create("company-ca")
+    tls = authority.issue(tmp_path, "login", server=True)
+    ca_file = authority.write(tmp_path / "company-ca.pem")
+    with running_site(tmp_path, tls=tls, ca_file=str(ca_file)) as site, site.client() as client:
+        assert site.provider.issuer.startswith("https://")
+        assert client.get(back_from_provider_tls(client, to_provider(site, client), ca_file)).json()["user"] == "alice"
+    with running_site(tmp_path, tls=tls) as site, site.client() as client, caplog.at_level(logging.ERROR):
+        answer = client.get(f"{site.url}/login/oidc")  # the system's trust store does not know the company CA
+        assert answer.status_code == 502 and "Plant login cannot be reached" in answer.text
+    assert "oidc provider unavailable" in caplog.text and "CERTIFICATE_VERIFY_FAILED" in caplog.text
+
+
+def back_from_provider_tls(client: httpx2.Client, authorize: str, ca_file: Path) -> str:
+    """`back_from_provider` for a provider whose certificate the browser trusts through `ca_file`."""
+    trust = ssl.create_default_context(cafile=str(ca_file))
+    with httpx2.Client(verify=trust, follow_redirects=False, timeout=10) as browser:
+        browser.cookies = client.cookies
+        return back_from_provider(browser, authorize)

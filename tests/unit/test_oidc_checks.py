@@ -28,7 +28,7 @@ from agent.web.auth.oidc import (
     username_of,
     verify_id_token,
 )
-from agent.web.auth.oidc_login import SecretFileError, read_client_secret
+from agent.web.auth.oidc_login import OidcFileError, provider_tls, read_client_secret
 
 ISSUER = "https://login.example.com/realms/plant"
 CLIENT = "edge-board"
@@ -257,14 +257,23 @@ def test_a_pending_sign_in_expires_and_a_flood_keeps_only_the_newest() -> None:
 def test_the_secret_file_is_read_and_checked(tmp_path: Path) -> None:
     path = tmp_path / "secret"
     section = config(client_secret_file=str(path))
-    with pytest.raises(SecretFileError, match=f"oidc.client_secret_file: cannot read {path}"):
+    with pytest.raises(OidcFileError, match=f"oidc.client_secret_file: cannot read {path}"):
         read_client_secret(section)
     path.write_text("\n")
     path.chmod(0o600)
-    with pytest.raises(SecretFileError, match="is empty"):
+    with pytest.raises(OidcFileError, match="is empty"):
         read_client_secret(section)
     path.write_text("s3cret\n")
     assert read_client_secret(section) == "s3cret"
     path.chmod(0o644)
-    with pytest.raises(SecretFileError, match="chmod 600"):
+    with pytest.raises(OidcFileError, match="chmod 600"):
         read_client_secret(section)
+
+
+def test_a_ca_file_that_is_missing_or_not_a_certificate_is_named(tmp_path: Path) -> None:
+    assert provider_tls(config()).verify_mode.name == "CERT_REQUIRED"  # the system's trust store
+    with pytest.raises(OidcFileError, match=f"oidc.ca_file: cannot load {tmp_path / 'ca.pem'}"):
+        provider_tls(config(ca_file=str(tmp_path / "ca.pem")))
+    (tmp_path / "ca.pem").write_text("not a certificate\n")
+    with pytest.raises(OidcFileError, match="oidc.ca_file: cannot load"):
+        provider_tls(config(ca_file=str(tmp_path / "ca.pem")))

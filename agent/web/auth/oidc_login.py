@@ -19,6 +19,7 @@ import html
 import inspect
 import logging
 import re
+import ssl
 import stat
 import time
 from collections.abc import Awaitable, Callable
@@ -59,8 +60,8 @@ CACHE_S = 3600.0  # how long the discovery document and the provider's keys are 
 NO_STORE = {"Cache-Control": "no-store"}
 
 
-class SecretFileError(ValueError):
-    """The client secret file cannot be used; the message starts with the field."""
+class OidcFileError(ValueError):
+    """A file the oidc section names cannot be used; the message starts with the field."""
 
 
 def read_client_secret(config: OidcConfig) -> str:
@@ -70,26 +71,34 @@ def read_client_secret(config: OidcConfig) -> str:
         secret = path.read_text().strip()
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise SecretFileError(f"oidc.client_secret_file: cannot read {path}: {reason}") from None
+        raise OidcFileError(f"oidc.client_secret_file: cannot read {path}: {reason}") from None
     if mode & stat.S_IRWXO:
-        raise SecretFileError(f"oidc.client_secret_file: {path} is readable by every user "
+        raise OidcFileError(f"oidc.client_secret_file: {path} is readable by every user "
                               f"(mode {stat.S_IMODE(mode):04o}); run `chmod 600 {path}`")
     if not secret:
-        raise SecretFileError(f"oidc.client_secret_file: {path} is empty: put the client secret from the provider in it")
+        raise OidcFileError(f"oidc.client_secret_file: {path} is empty: put the client secret from the provider in it")
     return secret
 
 
-def _field(value: object) -> str:
+def provider_tls(config: OidcConfig) -> ssl.SSLContext:
+    """How the provider's certificate is checked: against ca_file, or the system's trust store."""
+    try:
+        return ssl.create_default_context(cafile=str(config.ca_file) if config.ca_file else None)
+    except (OSError, ssl.SSLError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise OidcFileError(f"oidc.ca_file: cannot load {config.ca_file}: {reason}") from None
+
+
+def _field(value: object, limit: int = 80) -> str:
     """A value from the outside as one key=value token in a log line."""
-    return "-" if value is None else re.sub(r"[\s\x00-\x1f\x7f]+", "_", str(value))[:80] or "-"
+    return "-" if value is None else re.sub(r"[\s\x00-\x1f\x7f]+", "_", str(value))[:limit] or "-"
 
 
 class Provider:
     """The provider as the board sees it: discovery and keys (cached for CACHE_S), the code exchange."""
 
-    def __init__(self, config: OidcConfig, secret: str) -> None:
-        self.config, self._secret = config, secret
-        self._verify: Any = str(config.ca_file) if config.ca_file else True
+    def __init__(self, config: OidcConfig, secret: str, tls: ssl.SSLContext) -> None:
+        self.config, self._secret, self._verify = config, secret, tls
         self._cache: dict[str, tuple[float, Any]] = {}
 
     def _oauth(self) -> AsyncOAuth2Client:
@@ -163,14 +172,14 @@ def page(status: int, title: str, text: str, local_login: str) -> HTMLResponse:
 def oidc_router(config: OidcConfig, on_login: OnLogin, *, on_refused: OnRefused | None = None,
                 local_login: str = "/login", provider: Provider | None = None,
                 pending: PendingLogins | None = None) -> APIRouter:
-    """The two routes; reads the client secret now (SecretFileError names the field and the fix)."""
-    provider = provider or Provider(config, read_client_secret(config))
+    """The two routes; reads the client secret and the CA file now (OidcFileError names the field and the fix)."""
+    provider = provider or Provider(config, read_client_secret(config), provider_tls(config))
     pending = pending or PendingLogins()
     secure = config.redirect_url.startswith("https://")
     router = APIRouter()
 
     def unavailable(exc: ProviderError) -> Response:
-        log.error("oidc provider unavailable issuer=%s error=%s", config.issuer, _field(exc))
+        log.error("oidc provider unavailable issuer=%s error=%s", config.issuer, _field(exc, 300))
         return page(502, "Single sign-on is unavailable",
                     f"{config.name} cannot be reached or gave an answer the board cannot use. Sign in with a local "
                     "account, or try again later.", local_login)
