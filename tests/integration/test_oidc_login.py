@@ -65,9 +65,11 @@ def running_site(tmp_path: Path, tls: tuple[Path, Path] | None = None, **setting
             response.set_cookie("session", f"{username}:{role}", httponly=True, samesite="strict")
             return response
 
+        async def on_refused(reason: str, username: str | None, request: Request) -> None:  # may be either kind
+            refused.append((reason, username))
+
         app = FastAPI()
-        app.include_router(oidc_router(config, on_login,
-                                       on_refused=lambda reason, user, request: refused.append((reason, user))))
+        app.include_router(oidc_router(config, on_login, on_refused=on_refused))
         app.add_api_route("/login", lambda: HTMLResponse("<form>local login</form>"))
         server = WebServer(app, ("127.0.0.1", port)).start()
         try:

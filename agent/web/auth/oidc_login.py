@@ -52,7 +52,7 @@ from agent.web.auth.oidc import (
 log = logging.getLogger(__name__)
 
 OnLogin = Callable[[str, Role, Request], Response | Awaitable[Response]]
-OnRefused = Callable[[str, str | None, Request], None]
+OnRefused = Callable[[str, str | None, Request], None | Awaitable[None]]
 """Told of each refused sign-in: (reason, username if the token named one, request); for the audit."""
 
 FLOW_COOKIE = "oidc_flow"
@@ -161,9 +161,13 @@ class Provider:
         return verify_id_token(id_token, await self._get_json(metadata["jwks_uri"], fresh=True), **check)
 
 
+async def _maybe_await(result: Any) -> Any:
+    return await result if inspect.isawaitable(result) else result
+
+
 def page(status: int, title: str, text: str, local_login: str) -> HTMLResponse:
     body = (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
-            f'<link rel="stylesheet" href="/board.css"></head><body><main class="sign-in"><h1>{html.escape(title)}'
+            f'<link rel="stylesheet" href="/auth.css"></head><body><main class="sign-in"><h1>{html.escape(title)}'
             f'</h1><p>{html.escape(text)}</p><p><a href="{START_PATH}">Try single sign-on again</a> · '
             f'<a href="{html.escape(local_login)}">Sign in with a local account</a></p></main></body></html>')
     return HTMLResponse(body, status, headers=NO_STORE)
@@ -216,15 +220,14 @@ def oidc_router(config: OidcConfig, on_login: OnLogin, *, on_refused: OnRefused 
             log.warning("oidc login refused reason=%s user=%s address=%s detail=%s", exc.reason, _field(username),
                         address, _field(exc.detail))
             if on_refused is not None:
-                on_refused(exc.reason, username, request)
+                await _maybe_await(on_refused(exc.reason, username, request))
             status, text = REFUSALS[exc.reason]
             response: Response = page(status, "Not signed in", text, local_login)
         except ProviderError as exc:
             response = unavailable(exc)
         else:
             log.info("oidc login user=%s role=%s address=%s", _field(username), role, address)
-            result = on_login(username, role, request)
-            response = await result if inspect.isawaitable(result) else result
+            response = await _maybe_await(on_login(username, role, request))
         response.delete_cookie(FLOW_COOKIE, path=START_PATH, secure=secure, httponly=True, samesite="lax")
         return response
 
