@@ -97,6 +97,7 @@ class OidcProvider:
         self.issuer = f"{'https' if tls else 'http'}://{host}:{self.port}"
         self.grants: dict[str, Grant] = {}
         self.used_codes: set[str] = set()
+        self.auth_methods = ["client_secret_basic", "client_secret_post"]  # how clients may present the secret
         self.requests: list[str] = []  # "METHOD /path" of every request, for tests to read
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -138,7 +139,7 @@ class OidcProvider:
                 "response_types_supported": ["code"], "subject_types_supported": ["public"],
                 "id_token_signing_alg_values_supported": [self.algorithm],
                 "code_challenge_methods_supported": ["S256"], "grant_types_supported": ["authorization_code"],
-                "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+                "token_endpoint_auth_methods_supported": self.auth_methods,
                 "scopes_supported": ["openid", "profile", "email", "groups"]}
 
     def jwks(self) -> dict[str, Any]:
@@ -166,7 +167,9 @@ class OidcProvider:
 
     def token(self, form: dict[str, str], authorization: str | None) -> tuple[int, dict[str, Any]]:
         client_id, secret = form.get("client_id"), form.get("client_secret")
-        if authorization and authorization.startswith("Basic "):
+        if "client_secret_post" not in self.auth_methods:
+            secret = None
+        if authorization and authorization.startswith("Basic ") and "client_secret_basic" in self.auth_methods:
             client_id, _, secret = base64.b64decode(authorization[6:]).decode().partition(":")
         if client_id != self.client_id or not hmac.compare_digest(secret or "", self.client_secret):
             return 401, {"error": "invalid_client"}

@@ -195,6 +195,13 @@ def test_a_token_that_fails_a_check_is_refused(site: Site, caplog, misbehaviour:
     assert SECRET not in caplog.text
 
 
+@pytest.mark.parametrize("methods", [["client_secret_basic"], ["client_secret_post"]])
+def test_the_client_secret_goes_the_way_the_provider_takes_it(site: Site, methods: list[str]) -> None:
+    site.provider.auth_methods = methods
+    with site.client() as client:
+        assert sign_in(site, client).json() == {"user": "alice", "role": "viewer"}
+
+
 def test_a_rotated_provider_key_is_fetched_once(site: Site) -> None:
     with site.client() as client:
         assert sign_in(site, client).status_code == 200

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from joserfc import jwt
-from joserfc.jwk import OKPKey, RSAKey
+from joserfc.jwk import KeySet, OKPKey, RSAKey
 from pydantic import ValidationError
 
 from agent.web.auth.oidc import (
@@ -22,6 +22,8 @@ from agent.web.auth.oidc import (
     PendingLogins,
     ProviderError,
     Refused,
+    client_auth_method,
+    key_set,
     provider_metadata,
     role_for,
     signing_algorithms,
@@ -115,8 +117,8 @@ def key() -> RSAKey:
     return RSAKey.generate_key(2048, parameters={"kid": "k1", "use": "sig", "alg": "RS256"})
 
 
-def jwks(*keys: Any) -> dict[str, Any]:
-    return {"keys": [k.as_dict(private=False) for k in keys]}
+def jwks(*keys: Any) -> KeySet:
+    return key_set({"keys": [k.as_dict(private=False) for k in keys]})
 
 
 def token(key: Any, alg: str = "RS256", kid: str | None = None, **claims: Any) -> str:
@@ -130,12 +132,12 @@ def b64(header: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(header).encode()).rstrip(b"=").decode()
 
 
-def verify(value: str, keyset: dict[str, Any], now: int = NOW + 10, **given: Any) -> dict[str, Any]:
+def verify(value: str, keyset: KeySet, now: int = NOW + 10, **given: Any) -> dict[str, Any]:
     check = {"issuer": ISSUER, "client_id": CLIENT, "nonce": NONCE, "algorithms": ["RS256"], **given}
     return verify_id_token(value, keyset, now=now, **check)
 
 
-def refused(value: str, keyset: dict[str, Any], **given: Any) -> str:
+def refused(value: str, keyset: KeySet, **given: Any) -> str:
     with pytest.raises(Refused) as caught:
         verify(value, keyset, **given)
     assert caught.value.reason == "bad_token"
@@ -222,6 +224,19 @@ def test_a_good_discovery_document_is_taken() -> None:
 def test_a_bad_discovery_document_is_a_provider_error(document: Any, words: str) -> None:
     with pytest.raises(ProviderError, match=words):
         provider_metadata(document, ISSUER)
+
+
+@pytest.mark.parametrize("document", [{"keys": [{"kty": "RSA"}]}, {"no": "keys"}, {"keys": []}, ["keys"], "keys"])
+def test_a_jwks_document_that_is_no_key_set_is_a_provider_error(document: Any) -> None:
+    with pytest.raises(ProviderError, match="not a JWK set"):
+        key_set(document)
+
+
+@pytest.mark.parametrize("offered, method", [(None, "client_secret_basic"), (["client_secret_post"], "client_secret_post"),
+                                             (["client_secret_basic", "client_secret_post"], "client_secret_basic"),
+                                             (["private_key_jwt"], "client_secret_basic")])
+def test_the_client_authenticates_as_the_provider_takes_it(offered: list[str] | None, method: str) -> None:
+    assert client_auth_method({} if offered is None else {"token_endpoint_auth_methods_supported": offered}) == method
 
 
 # --- pending sign-ins ----------------------------------------------------------------------------

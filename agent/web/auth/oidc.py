@@ -172,12 +172,12 @@ def username_of(claims: Mapping[str, Any], config: OidcConfig) -> str | None:
     return value.strip() if isinstance(value, str) and value.strip() else None
 
 
-def verify_id_token(id_token: str, jwks: Mapping[str, Any], *, issuer: str, client_id: str, nonce: str,
+def verify_id_token(id_token: str, keys: KeySet, *, issuer: str, client_id: str, nonce: str,
                     algorithms: list[str], access_token: str | None = None, now: int | None = None) -> dict[str, Any]:
     """The ID token's claims once its signature verifies against the provider's keys and iss, aud
     (and azp), exp, iat, nonce (and at_hash) are right; Refused("bad_token") naming what failed."""
     try:
-        token = jwt.decode(id_token, KeySet.import_key_set(dict(jwks)), algorithms=algorithms)
+        token = jwt.decode(id_token, keys, algorithms=algorithms)
     except BadSignatureError:
         raise Refused("bad_token", "bad_signature") from None
     except InvalidKeyIdError:
@@ -215,6 +215,22 @@ def provider_metadata(document: Any, issuer: str) -> dict[str, Any]:
         raise ProviderError(f"the provider signs ID tokens with {document.get('id_token_signing_alg_values_supported')}"
                             f"; the board accepts {', '.join(SIGNING_ALGORITHMS)}")
     return document
+
+
+def key_set(document: Any) -> KeySet:
+    """The provider's published keys (its jwks_uri document)."""
+    try:
+        return KeySet.import_key_set(document)
+    except (JoseError, TypeError, KeyError, AttributeError) as exc:
+        raise ProviderError(f"the provider's jwks_uri document is not a JWK set: {type(exc).__name__} {exc}") from None
+
+
+def client_auth_method(document: Mapping[str, Any]) -> str:
+    """How the board proves itself at the token endpoint: HTTP Basic (the OpenID Connect default), or the
+    secret in the form when that is all the provider takes."""
+    offered = document.get("token_endpoint_auth_methods_supported") or ["client_secret_basic"]
+    return "client_secret_post" if "client_secret_basic" not in offered and "client_secret_post" in offered \
+        else "client_secret_basic"
 
 
 def signing_algorithms(document: Mapping[str, Any]) -> list[str]:

@@ -30,6 +30,7 @@ from authlib.integrations.base_client import OAuthError
 from authlib.integrations.httpx_client import AsyncOAuth2Client
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from joserfc.jwk import KeySet
 
 from agent.web.auth.oidc import (
     CALLBACK_PATH,
@@ -42,6 +43,8 @@ from agent.web.auth.oidc import (
     ProviderError,
     Refused,
     Role,
+    client_auth_method,
+    key_set,
     provider_metadata,
     role_for,
     signing_algorithms,
@@ -101,12 +104,14 @@ class Provider:
         self.config, self._secret, self._verify = config, secret, tls
         self._cache: dict[str, tuple[float, Any]] = {}
 
-    def _oauth(self) -> AsyncOAuth2Client:
+    def _oauth(self, metadata: dict[str, Any]) -> AsyncOAuth2Client:
         return AsyncOAuth2Client(self.config.client_id, self._secret, scope=" ".join(self.config.scopes),
                                  redirect_uri=self.config.redirect_url, code_challenge_method="S256",
+                                 token_endpoint_auth_method=client_auth_method(metadata),
                                  timeout=self.config.timeout, verify=self._verify)
 
-    async def _get_json(self, url: str, fresh: bool = False) -> Any:
+    async def _get_json(self, url: str, check: Callable[[Any], Any], fresh: bool = False) -> Any:
+        """`check(document)` for the JSON at `url`; what passed is kept for CACHE_S."""
         cached = self._cache.get(url)
         if cached and not fresh and time.monotonic() - cached[0] < CACHE_S:
             return cached[1]
@@ -114,22 +119,25 @@ class Provider:
             async with httpx2.AsyncClient(timeout=self.config.timeout, verify=self._verify) as client:
                 response = await client.get(url, headers={"Accept": "application/json"})
             response.raise_for_status()
-            document = response.json()
+            raw = response.json()
         except httpx2.HTTPError as exc:
             raise ProviderError(f"{url}: {type(exc).__name__} {exc}") from None
         except ValueError:
             raise ProviderError(f"{url}: the answer is not JSON") from None
+        document = check(raw)  # ProviderError for a document the board cannot use
         self._cache[url] = (time.monotonic(), document)
         return document
 
     async def metadata(self) -> dict[str, Any]:
         url = self.config.issuer.rstrip("/") + "/.well-known/openid-configuration"
-        document = provider_metadata(await self._get_json(url), self.config.issuer)
-        return document
+        return await self._get_json(url, lambda document: provider_metadata(document, self.config.issuer))
+
+    async def keys(self, metadata: dict[str, Any], fresh: bool = False) -> KeySet:
+        return await self._get_json(metadata["jwks_uri"], key_set, fresh)
 
     async def authorization_url(self, pending: Pending) -> str:
         endpoint = (await self.metadata())["authorization_endpoint"]
-        async with self._oauth() as client:  # builds the URL (with the S256 challenge); sends nothing
+        async with self._oauth({}) as client:  # builds the URL (with the S256 challenge); sends nothing
             url, _ = client.create_authorization_url(endpoint, state=pending.state, code_verifier=pending.verifier,
                                                      nonce=pending.nonce)
         return url
@@ -138,7 +146,7 @@ class Provider:
         """The verified ID token claims for `code`; Refused or ProviderError."""
         metadata = await self.metadata()
         try:
-            async with self._oauth() as client:
+            async with self._oauth(metadata) as client:
                 token = await client.fetch_token(metadata["token_endpoint"], grant_type="authorization_code",
                                                  code=code, code_verifier=pending.verifier)
         except OAuthError as exc:  # the provider answered with an OAuth error: invalid_grant for a used code
@@ -153,12 +161,12 @@ class Provider:
         check = {"issuer": self.config.issuer, "client_id": self.config.client_id, "nonce": pending.nonce,
                  "algorithms": signing_algorithms(metadata), "access_token": token.get("access_token")}
         try:
-            return verify_id_token(id_token, await self._get_json(metadata["jwks_uri"]), **check)
+            return verify_id_token(id_token, await self.keys(metadata), **check)
         except Refused as exc:
             if exc.detail != "unknown_key":
                 raise
         # signed with a key the board has not seen: the provider may have rotated its keys; ask once
-        return verify_id_token(id_token, await self._get_json(metadata["jwks_uri"], fresh=True), **check)
+        return verify_id_token(id_token, await self.keys(metadata, fresh=True), **check)
 
 
 async def _maybe_await(result: Any) -> Any:
