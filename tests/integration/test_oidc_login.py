@@ -24,7 +24,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from agent.web.auth.oidc import OidcConfig
-from agent.web.auth.oidc_login import FLOW_COOKIE, oidc_router
+from agent.web.auth.oidc_login import FLOW_COOKIE, log_refusal, oidc_router
 from agent.web.server import WebServer
 from simulators.localnet import free_port
 from simulators.oidc_provider import OidcProvider, User
@@ -45,8 +45,10 @@ class Site:
 
 
 @contextlib.contextmanager
-def running_site(tmp_path: Path, tls: tuple[Path, Path] | None = None, **settings: Any) -> Iterator[Site]:
-    """A board (the two routes, a stand-in local login page and session) and its provider."""
+def running_site(tmp_path: Path, tls: tuple[Path, Path] | None = None, record: bool = True,
+                 **settings: Any) -> Iterator[Site]:
+    """A board (the two routes, a stand-in local login page and session) and its provider; with
+    `record`, refusals are kept in Site.refused besides the default log line."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     secret = tmp_path / "oidc-secret"
@@ -65,11 +67,13 @@ def running_site(tmp_path: Path, tls: tuple[Path, Path] | None = None, **setting
             response.set_cookie("session", f"{username}:{role}", httponly=True, samesite="strict")
             return response
 
-        async def on_refused(reason: str, username: str | None, request: Request) -> None:  # may be either kind
+        async def on_refused(reason: str, username: str | None, detail: str, request: Request) -> None:  # may be async
             refused.append((reason, username))
+            log_refusal(reason, username, detail, request)
 
         app = FastAPI()
-        app.include_router(oidc_router(config, on_login, on_refused=on_refused))
+        app.include_router(oidc_router(config, on_login, on_refused=on_refused) if record
+                           else oidc_router(config, on_login))
         app.add_api_route("/login", lambda: HTMLResponse("<form>local login</form>"))
         server = WebServer(app, ("127.0.0.1", port)).start()
         try:
@@ -149,6 +153,14 @@ def test_a_wrong_state_is_refused(site: Site) -> None:
         answer = client.get(callback.replace("state=", "state=x"))
         assert answer.status_code == 400 and "unknown, already used or expired" in answer.text
     assert site.refused == [("unknown_state", None)] and "POST /token" not in site.provider.requests
+
+
+def test_by_default_a_refusal_is_one_log_line(tmp_path: Path, caplog) -> None:
+    with running_site(tmp_path, record=False) as site, site.client() as client, caplog.at_level(logging.INFO):
+        callback = back_from_provider(client, to_provider(site, client))
+        assert client.get(callback.replace("state=", "state=x")).status_code == 400
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("agent.web.auth")]
+    assert lines == ["oidc login refused reason=unknown_state user=- address=127.0.0.1 detail=-"]
 
 
 def test_a_replayed_callback_and_a_replayed_code_are_refused(site: Site) -> None:

@@ -8,8 +8,9 @@
                                the ID token checked (agent.web.auth.oidc), the role mapped, and
                                `on_login(username, role, request)` makes the board's session
 
-`oidc_router(config, on_login)` is all the app needs; a refused sign-in ends on a page that says
-why and links to the local login, and one log line. The provider being down costs single sign-on
+`oidc_router(config, on_login, on_refused=...)` is all the app needs; a refused sign-in ends on a
+page that says why and links to the local login, and is recorded by `on_refused` (by default one
+log line). The provider being down costs single sign-on
 only: the rest of the board never waits on it.
 """
 
@@ -55,8 +56,9 @@ from agent.web.auth.oidc import (
 log = logging.getLogger(__name__)
 
 OnLogin = Callable[[str, Role, Request], Response | Awaitable[Response]]
-OnRefused = Callable[[str, str | None, Request], None | Awaitable[None]]
-"""Told of each refused sign-in: (reason, username if the token named one, request); for the audit."""
+"""Starts the board's session for a proven user and records the login (audit row, log line)."""
+OnRefused = Callable[[str, str | None, str, Request], None | Awaitable[None]]
+"""Records a refused sign-in: (reason, the user name if the token named one, detail for the log, request)."""
 
 FLOW_COOKIE = "oidc_flow"
 CACHE_S = 3600.0  # how long the discovery document and the provider's keys are trusted before asking again
@@ -92,7 +94,7 @@ def provider_tls(config: OidcConfig) -> ssl.SSLContext:
         raise OidcFileError(f"oidc.ca_file: cannot load {config.ca_file}: {reason}") from None
 
 
-def _field(value: object, limit: int = 80) -> str:
+def log_value(value: object, limit: int = 80) -> str:
     """A value from the outside as one key=value token in a log line."""
     return "-" if value is None else re.sub(r"[\s\x00-\x1f\x7f]+", "_", str(value))[:limit] or "-"
 
@@ -150,7 +152,7 @@ class Provider:
                 token = await client.fetch_token(metadata["token_endpoint"], grant_type="authorization_code",
                                                  code=code, code_verifier=pending.verifier)
         except OAuthError as exc:  # the provider answered with an OAuth error: invalid_grant for a used code
-            raise Refused("code_refused", f"{_field(exc.error)} {_field(exc.description)}") from None
+            raise Refused("code_refused", f"{exc.error}: {exc.description}") from None
         except httpx2.HTTPError as exc:
             raise ProviderError(f"token endpoint: {type(exc).__name__} {exc}") from None
         except ValueError as exc:
@@ -169,6 +171,13 @@ class Provider:
         return verify_id_token(id_token, await self.keys(metadata, fresh=True), **check)
 
 
+def log_refusal(reason: str, username: str | None, detail: str, request: Request) -> None:
+    """The default OnRefused: one log line."""
+    address = request.client.host if request.client else "-"
+    log.warning("oidc login refused reason=%s user=%s address=%s detail=%s", reason, log_value(username), address,
+                log_value(detail))
+
+
 async def _maybe_await(result: Any) -> Any:
     return await result if inspect.isawaitable(result) else result
 
@@ -181,7 +190,7 @@ def page(status: int, title: str, text: str, local_login: str) -> HTMLResponse:
     return HTMLResponse(body, status, headers=NO_STORE)
 
 
-def oidc_router(config: OidcConfig, on_login: OnLogin, *, on_refused: OnRefused | None = None,
+def oidc_router(config: OidcConfig, on_login: OnLogin, *, on_refused: OnRefused = log_refusal,
                 local_login: str = "/login", provider: Provider | None = None,
                 pending: PendingLogins | None = None) -> APIRouter:
     """The two routes; reads the client secret and the CA file now (OidcFileError names the field and the fix)."""
@@ -191,7 +200,7 @@ def oidc_router(config: OidcConfig, on_login: OnLogin, *, on_refused: OnRefused 
     router = APIRouter()
 
     def unavailable(exc: ProviderError) -> Response:
-        log.error("oidc provider unavailable issuer=%s error=%s", config.issuer, _field(exc, 300))
+        log.error("oidc provider unavailable issuer=%s error=%s", config.issuer, log_value(exc, 300))
         return page(502, "Single sign-on is unavailable",
                     f"{config.name} cannot be reached or gave an answer the board cannot use. Sign in with a local "
                     "account, or try again later.", local_login)
@@ -211,7 +220,6 @@ def oidc_router(config: OidcConfig, on_login: OnLogin, *, on_refused: OnRefused 
 
     @router.get(CALLBACK_PATH, include_in_schema=False)
     async def callback(request: Request, state: str = "", code: str = "", error: str = "") -> Response:
-        address = request.client.host if request.client else "-"
         username: str | None = None
         try:
             flow = pending.take(state, request.cookies.get(FLOW_COOKIE))
@@ -225,16 +233,12 @@ def oidc_router(config: OidcConfig, on_login: OnLogin, *, on_refused: OnRefused 
             if (role := role_for(claims, config)) is None:
                 raise Refused("no_role", f"{config.groups_claim}={claims.get(config.groups_claim)}")
         except Refused as exc:
-            log.warning("oidc login refused reason=%s user=%s address=%s detail=%s", exc.reason, _field(username),
-                        address, _field(exc.detail))
-            if on_refused is not None:
-                await _maybe_await(on_refused(exc.reason, username, request))
+            await _maybe_await(on_refused(exc.reason, username, exc.detail, request))
             status, text = REFUSALS[exc.reason]
             response: Response = page(status, "Not signed in", text, local_login)
         except ProviderError as exc:
             response = unavailable(exc)
         else:
-            log.info("oidc login user=%s role=%s address=%s", _field(username), role, address)
             response = await _maybe_await(on_login(username, role, request))
         response.delete_cookie(FLOW_COOKIE, path=START_PATH, secure=secure, httponly=True, samesite="lax")
         return response
