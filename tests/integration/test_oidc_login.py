@@ -23,8 +23,8 @@ from certificates import Authority
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from agent.web.auth.oidc import OidcConfig
 from agent.web.auth.oidc_login import FLOW_COOKIE, log_refusal, oidc_router
+from agent.web.config import OidcConfig
 from agent.web.server import WebServer
 from simulators.localnet import free_port
 from simulators.oidc_provider import OidcProvider, User

@@ -18,7 +18,6 @@ from pydantic import ValidationError
 
 from agent.web.auth.oidc import (
     CLOCK_LEEWAY_S,
-    OidcConfig,
     PendingLogins,
     ProviderError,
     Refused,
@@ -31,6 +30,7 @@ from agent.web.auth.oidc import (
     verify_id_token,
 )
 from agent.web.auth.oidc_login import OidcFileError, provider_tls, read_client_secret
+from agent.web.config import OidcConfig
 
 ISSUER = "https://login.example.com/realms/plant"
 CLIENT = "edge-board"

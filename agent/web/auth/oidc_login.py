@@ -32,13 +32,14 @@ from authlib.integrations.httpx_client import AsyncOAuth2Client
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from joserfc.jwk import KeySet
+from starlette.concurrency import run_in_threadpool
 
+from agent.web.auth import audit
+from agent.web.auth.access import Access
 from agent.web.auth.oidc import (
-    CALLBACK_PATH,
     FLOW_LIFETIME_S,
     REFUSALS,
     START_PATH,
-    OidcConfig,
     Pending,
     PendingLogins,
     ProviderError,
@@ -52,6 +53,8 @@ from agent.web.auth.oidc import (
     username_of,
     verify_id_token,
 )
+from agent.web.auth.routes import caller_of, complete_login
+from agent.web.config import CALLBACK_PATH, OidcConfig
 
 log = logging.getLogger(__name__)
 
@@ -244,3 +247,19 @@ def oidc_router(config: OidcConfig, on_login: OnLogin, *, on_refused: OnRefused 
         return response
 
     return router
+
+
+def board_router(access: Access) -> APIRouter:
+    """The routes on the board: a proven user gets a session as after a password login (its audit row
+    and line, method=oidc); a refusal is an `sso_refused` audit row, which the password rate limit
+    does not count (anyone can send a browser to the callback with a wrong state)."""
+    assert access.config.oidc is not None
+
+    async def on_login(username: str, role: Role, request: Request) -> Response:
+        return await complete_login(request, username, role, "oidc")
+
+    async def on_refused(reason: str, username: str | None, detail: str, request: Request) -> None:
+        await run_in_threadpool(audit.record, access.db, "sso_refused", username or "", caller_of(request).addr,
+                                access.now_ms(), f"method=oidc reason={reason} detail={log_value(detail)}")
+
+    return oidc_router(access.config.oidc, on_login, on_refused=on_refused)
