@@ -10,8 +10,7 @@
 
 `oidc_router(config, on_login, on_refused=...)` is all the app needs; a refused sign-in ends on a
 page that says why and links to the local login, and is recorded by `on_refused` (by default one
-log line). The provider being down costs single sign-on
-only: the rest of the board never waits on it.
+log line). The provider being down costs single sign-on only: the rest of the board never waits on it.
 """
 
 from __future__ import annotations
@@ -66,6 +65,7 @@ OnRefused = Callable[[str, str | None, str, Request], None | Awaitable[None]]
 FLOW_COOKIE = "oidc_flow"
 CACHE_S = 3600.0  # how long the discovery document and the provider's keys are trusted before asking again
 NO_STORE = {"Cache-Control": "no-store"}
+LOCAL_LOGIN = "/login"  # the password form, where every refusal page points
 
 
 class OidcFileError(ValueError):
@@ -185,20 +185,19 @@ async def _maybe_await(result: Any) -> Any:
     return await result if inspect.isawaitable(result) else result
 
 
-def page(status: int, title: str, text: str, local_login: str) -> HTMLResponse:
+def page(status: int, title: str, text: str) -> HTMLResponse:
     body = (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
             f'<link rel="stylesheet" href="/auth.css"></head><body><main class="sign-in"><h1>{html.escape(title)}'
             f'</h1><p>{html.escape(text)}</p><p><a href="{START_PATH}">Try single sign-on again</a> · '
-            f'<a href="{html.escape(local_login)}">Sign in with a local account</a></p></main></body></html>')
+            f'<a href="{LOCAL_LOGIN}">Sign in with a local account</a></p></main></body></html>')
     return HTMLResponse(body, status, headers=NO_STORE)
 
 
-def oidc_router(config: OidcConfig, on_login: OnLogin, *, on_refused: OnRefused = log_refusal,
-                local_login: str = "/login", provider: Provider | None = None,
-                pending: PendingLogins | None = None) -> APIRouter:
+def oidc_router(config: OidcConfig, on_login: OnLogin, *, on_refused: OnRefused = log_refusal) -> APIRouter:
     """The two routes; reads the client secret and the CA file now (OidcFileError names the field and the fix)."""
-    provider = provider or Provider(config, read_client_secret(config), provider_tls(config))
-    pending = pending or PendingLogins()
+    provider = Provider(config, read_client_secret(config), provider_tls(config))
+    pending = PendingLogins()
     secure = config.redirect_url.startswith("https://")
     router = APIRouter()
 
@@ -206,7 +205,7 @@ def oidc_router(config: OidcConfig, on_login: OnLogin, *, on_refused: OnRefused 
         log.error("oidc provider unavailable issuer=%s error=%s", config.issuer, log_value(exc, 300))
         return page(502, "Single sign-on is unavailable",
                     f"{config.name} cannot be reached or gave an answer the board cannot use. Sign in with a local "
-                    "account, or try again later.", local_login)
+                    "account, or try again later.")
 
     @router.get(START_PATH, include_in_schema=False)
     async def start() -> Response:
@@ -238,7 +237,7 @@ def oidc_router(config: OidcConfig, on_login: OnLogin, *, on_refused: OnRefused 
         except Refused as exc:
             await _maybe_await(on_refused(exc.reason, username, exc.detail, request))
             status, text = REFUSALS[exc.reason]
-            response: Response = page(status, "Not signed in", text, local_login)
+            response: Response = page(status, "Not signed in", text)
         except ProviderError as exc:
             response = unavailable(exc)
         else:
