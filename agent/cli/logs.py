@@ -26,3 +26,5 @@ def setup(level: str = "INFO", stream=None) -> None:
     root.setLevel(level)
     # pymodbus narrates every retry at INFO; our poller logs the events that matter.
     logging.getLogger("pymodbus").setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)
+    # The board's single sign-on client logs each request to the provider at INFO: detail, not events.
+    logging.getLogger("httpx2").setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)

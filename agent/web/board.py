@@ -55,13 +55,15 @@ class Board:
     def _web(self, listen: tuple[str, int], web: BoardConfig, limits: HttpLimits, refresh_s: float) -> WebServer:
         """The web server, refused (ValueError, one line) where it would be exposed; see agent.web.auth.exposure."""
         host, port = listen
-        https, people = web.tls.enabled or bool(web.proxy.trusted), users.count(self.db)
+        # Single sign-on is a way in as good as a local user: with it the board may be exposed and is never open.
+        sso = web.oidc is not None
+        https, people = web.tls.enabled or bool(web.proxy.trusted), users.count(self.db) + sso
         problem = exposure.listen_problem(host, port, https=https, users=people, insecure=web.insecure_listen)
         if problem is not None:
             raise ValueError(problem)
         if web.insecure_listen and (warning := exposure.insecure_warning(host, port, https=https, users=people)):
             self.warnings.append(warning)
-        may_open = exposure.is_loopback(host) or web.insecure_listen
+        may_open = (exposure.is_loopback(host) or web.insecure_listen) and not sso
         if may_open and people == 0 and not web.insecure_listen:
             self.warnings.append(f"board access open address={host}:{port} (no users yet): anyone on this machine "
                                  "reads the board; `edge-agent board-user add NAME --role admin` requires a login")

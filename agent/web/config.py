@@ -1,5 +1,5 @@
 """The board's web side configuration (`edge-agent board --config board.toml`): where it listens,
-HTTPS, a reverse proxy it trusts, sessions and the login rate limit. These pydantic models are
+HTTPS, a reverse proxy it trusts, sessions, the login rate limit and single sign-on. These pydantic models are
 the schema; docs/configuration.md's board table is generated from them. Command-line flags
 (--listen, --insecure-listen) override the file."""
 
@@ -8,14 +8,18 @@ from __future__ import annotations
 import ipaddress
 import re
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
-from agent.core.settings import ConfigPath, PositiveDuration, Section
+from agent.core.settings import ConfigPath, PositiveDuration, Problem, Section, every_problem
 from agent.web.server import parse_listen
 
 DEFAULT_NAME = "board.toml"
 HEADER = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+CALLBACK_PATH = "/login/oidc/callback"  # where the OpenID Connect provider sends browsers back
+DEFAULT_SCOPES = ("openid", "profile", "email")
 
 
 class BoardTlsConfig(Section):
@@ -81,6 +85,86 @@ class LoginLimitConfig(Section):
     window: PositiveDuration = Field(300.0, description="the sliding window, e.g. \"5m\"")
 
 
+def _is_loopback(host: str | None) -> bool:
+    """As agent.web.auth.exposure.is_loopback, which this module cannot import (that package imports it)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host or "").is_loopback
+    except ValueError:
+        return False  # a name: it may resolve to anything
+
+
+def url_problem(url: str) -> str | None:
+    """Why `url` cannot be a provider or callback address: https, or http on loopback only (tests, labs)."""
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return None
+    if parts.scheme == "http" and _is_loopback(parts.hostname):
+        return None
+    return f"{url!r} must be an https:// URL (plain http only to localhost, for a lab)"
+
+
+class OidcConfig(Section):
+    """Single sign-on through the company's OpenID Connect provider. Local users keep working beside it.
+    Register the board at the provider as a confidential client with the redirect URL below."""
+
+    name: str = Field("single sign-on", min_length=1, max_length=64,
+                      description='the provider as people know it: the login page shows "Sign in with NAME"')
+    issuer: str = Field(description="the provider's issuer URL, exactly as its discovery document and ID tokens "
+                                    "state it, e.g. https://login.example.com/realms/plant")
+    client_id: str = Field(min_length=1, description="the board's client id at the provider")
+    client_secret_file: ConfigPath = Field(description="file holding the client secret (never inline; read at "
+                                                       "start, never logged)")
+    redirect_url: str = Field(description=f"the board's callback as browsers reach it, registered at the provider: "
+                                          f"https://BOARD{CALLBACK_PATH}")
+    ca_file: ConfigPath | None = Field(None, description="CA bundle for the provider's certificate (default: the "
+                                                         "system's trust store)")
+    scopes: list[str] = Field(default_factory=lambda: list(DEFAULT_SCOPES),
+                              description="scopes asked for; some providers send the groups claim only with a "
+                                          "'groups' scope")
+    username_claim: str = Field("preferred_username", min_length=1,
+                                description="the ID token claim that names the user on the board and in the audit")
+    groups_claim: str = Field("groups", min_length=1, description="the ID token claim listing the user's groups")
+    admin_groups: list[str] = Field(default_factory=list, description="members of any of these sign in as admin")
+    viewer_groups: list[str] = Field(default_factory=list, description="members of any of these (and no admin "
+                                                                       "group) sign in as viewer")
+    timeout: PositiveDuration = Field(10.0, description="for each request to the provider")
+
+    @field_validator("issuer", "redirect_url")
+    @classmethod
+    def _https(cls, url: str) -> str:
+        if problem := url_problem(url):
+            raise ValueError(problem)
+        return url
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _every_problem(cls, data: Any, handler: Any) -> Any:
+        return every_problem(cls, data, handler, _config_problems)
+
+
+def _config_problems(value: Any) -> list[Problem]:
+    get = value.get if isinstance(value, dict) else lambda name, default=None: getattr(value, name, default)
+    problems: list[Problem] = []
+    redirect = get("redirect_url")
+    if isinstance(redirect, str) and urlsplit(redirect).path.rstrip("/") != CALLBACK_PATH:
+        problems.append((("redirect_url",), f"must end in {CALLBACK_PATH} (the board's callback), e.g. "
+                                            + f"https://board.example.com{CALLBACK_PATH}"))
+    scopes = get("scopes", list(DEFAULT_SCOPES))
+    if isinstance(scopes, list) and "openid" not in scopes:
+        problems.append((("scopes",), "must include \"openid\" (without it the provider sends no ID token)"))
+    admin, viewer = get("admin_groups", []), get("viewer_groups", [])
+    if isinstance(admin, list) and isinstance(viewer, list):
+        if not admin and not viewer:
+            problems.append((("admin_groups",), "name at least one group in admin_groups or viewer_groups: "
+                                                + "without one nobody could sign in"))
+        if both := sorted(set(admin) & set(viewer), key=str):
+            problems.append((("viewer_groups",), f"{', '.join(map(str, both))} also in admin_groups: "
+                                                 + "list each group once"))
+    return problems
+
+
 class BoardConfig(Section):
     """The board's web side: where it listens and who may in (`edge-agent board --config board.toml`)."""
 
@@ -92,6 +176,8 @@ class BoardConfig(Section):
     proxy: ProxyConfig = Field(default_factory=ProxyConfig)
     session: SessionConfig = Field(default_factory=SessionConfig)
     login: LoginLimitConfig = Field(default_factory=LoginLimitConfig)
+    oidc: OidcConfig | None = Field(None, description="single sign-on through the company's OpenID Connect "
+                                                      "provider, beside local users (docs/oidc.md)")
 
     @field_validator("listen")
     @classmethod

@@ -139,7 +139,8 @@ def test_a_bad_board_config_names_the_file_the_field_and_the_fix(tmp_path: Path,
 
 def test_the_rule_table_opens_only_the_login_and_keeps_admin_pages_for_admins() -> None:
     """The table is what the HTTP test enforces route by route; here, that the table itself is right."""
-    assert {p for p, r in rules.RULES.items() if r == rules.PUBLIC} == {"/login", "/logout", "/auth.css"}
+    assert {p for p, r in rules.RULES.items() if r == rules.PUBLIC} == {"/login", "/logout", "/auth.css",
+                                                                        "/login/oidc", "/login/oidc/callback"}
     assert {p for p, r in rules.RULES.items() if r == rules.ADMIN} == {p for p in rules.RULES if
                                                                        p.startswith("/admin")}
     assert rules.RULES["/metrics"] == rules.METRICS and rules.UNKNOWN == rules.VIEWER

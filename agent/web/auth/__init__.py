@@ -46,6 +46,12 @@ def secure(app: FastAPI, access: Access) -> FastAPI:
 
     app.state.access = access
     login_routes(app)
+    if access.config.oidc is not None:
+        from agent.web.auth.oidc_login import board_router
+
+        # The routes themselves: include_router would nest them in one route without a path, and the
+        # middleware finds each route's rule by its path.
+        app.router.routes.extend(board_router(access).routes)
     admin_routes(app)
     app.add_middleware(AccessMiddleware, access=access, router=app.router)
     return app

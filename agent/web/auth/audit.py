@@ -14,7 +14,8 @@ log = logging.getLogger("agent.web.audit")
 # event -> log level: a failed or refused login is worth a warning, the rest is information.
 EVENTS = {"login_ok": logging.INFO, "login_failed": logging.WARNING, "logout": logging.INFO,
           "user_added": logging.INFO, "user_changed": logging.INFO, "user_removed": logging.INFO,
-          "token_added": logging.INFO, "token_removed": logging.INFO}
+          "token_added": logging.INFO, "token_removed": logging.INFO,
+          "sso_refused": logging.WARNING}  # single sign-on (agent.web.auth.oidc_login)
 RECENT = 200  # rows the admin page shows
 
 

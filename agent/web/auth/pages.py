@@ -18,8 +18,12 @@ def _page(title: str, body: str) -> str:
             f"<body><main>{body}</main></body></html>")
 
 
-def login_page(notice: str = "", *, open_board: bool = False) -> str:
+def login_page(notice: str = "", *, open_board: bool = False, sso: str | None = None) -> str:
+    """The password form; with `sso` (the provider's name), a link to single sign-on above it."""
     note = f"<p class=\"notice\" id=\"notice\">{escape(notice)}</p>" if notice else ""
+    if sso is not None:  # a link, not a form: the CSP's form-action would stop a form's redirect to the provider
+        note += (f"<p class=\"sso\"><a class=\"button\" id=\"sso\" href=\"/login/oidc\">Sign in with {escape(sso)}"
+                 "</a></p>")
     if open_board:
         note += ("<p class=\"notice\">No users yet: this board is open to anyone on this machine. Add one with "
                  "<code>edge-agent board-user add NAME --role admin</code>.</p>")

@@ -59,7 +59,8 @@ async def complete_login(request: Request, username: str, role: str, method: str
 def login_page(request: Request, notice: str = "", *, open_board: bool = False) -> str:
     """The login form; every answer of the login routes is rendered here, so a second login method
     (its button, from the request's board config) is added in this one place."""
-    return pages.login_page(notice, open_board=open_board)
+    sso = access_of(request).config.oidc
+    return pages.login_page(notice, open_board=open_board, sso=None if sso is None else sso.name)
 
 
 def login_routes(app: FastAPI) -> None:

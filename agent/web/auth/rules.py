@@ -9,7 +9,7 @@ METRICS = "metrics"  # /metrics: as VIEWER, or a `metrics` token
 ADMIN = "admin"  # users, tokens, the audit trail: a logged-in admin only (no token)
 
 RULES: dict[str, str] = {
-    "/login": PUBLIC, "/logout": PUBLIC, "/auth.css": PUBLIC,
+    "/login": PUBLIC, "/logout": PUBLIC, "/auth.css": PUBLIC, "/login/oidc": PUBLIC, "/login/oidc/callback": PUBLIC,
     "/": VIEWER, "/board.js": VIEWER, "/board.css": VIEWER, "/report.css": VIEWER,
     "/api/fleet": VIEWER, "/api/nodes/{node}": VIEWER, "/api/events": VIEWER, "/api/me": VIEWER,
     "/openapi.json": VIEWER, "/report": VIEWER, "/api/report": VIEWER,
