@@ -1,8 +1,12 @@
 """MQTT session towards the plant broker: drains the spool, removes what the broker acked.
 
-One thread owns the connection (paho-mqtt 2.x driven by `client.loop()`, so callbacks run
-in that thread and need no locks). A fresh paho client per connection: paho's own queue
-of unacknowledged messages dies with it, and the spool is the only store.
+One thread owns the connection (paho-mqtt 2.x driven through its external-loop interface,
+`loop_read`/`loop_write`/`loop_misc`, so callbacks run in that thread and need no locks). A
+fresh paho client per connection: paho's own queue of unacknowledged messages dies with it,
+and the spool is the only store. The thread sleeps in one `select` until the broker sends
+(a PUBACK), paho has bytes to write, or the store says something became publishable (a
+byte on the wake-up socket pair), and at least once per `IDLE_WAKE_S` (heartbeat, keepalive):
+no polling, so an idle link costs about one wake-up a second.
 
 Per connection: seal an offline status and keep it in the spool as "held" while it serves
 as the MQTT Last Will; connect (TLS and credentials as configured, never plain text
@@ -28,6 +32,8 @@ from __future__ import annotations
 
 import logging
 import random
+import select
+import socket
 import ssl
 import threading
 import time
@@ -49,6 +55,7 @@ RECONNECT = Backoff(base=1.0, cap=30.0)
 FAULTS = Backoff(base=1.0, cap=30.0)  # after an unexpected error in the thread
 MAX_FAULTS = 5  # in a row: about 30 s of retries before the publisher gives up
 CONNACK_TIMEOUT_S = 15.0
+IDLE_WAKE_S = 1.0  # the longest the connection thread sleeps: heartbeat, keepalive and deadline checks
 _HANDSHAKE_RESETS = (ConnectionResetError, ConnectionAbortedError, BrokenPipeError)
 
 
@@ -98,6 +105,11 @@ class Publisher:
         self._goodbye: Message | None = None
         self._flushed = False
         self._thread: threading.Thread | None = None
+        # Wakes the connection thread's select: the store calls `wake` when something becomes publishable.
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        spool.on_publishable(self.wake)
         # Read by the daemon for status messages (plain attributes: the GIL makes them atomic).
         self.connected = False
         self.last_error = ""
@@ -115,11 +127,19 @@ class Publisher:
         self._thread = threading.Thread(target=self._run, name="mqtt-publisher", daemon=True)
         self._thread.start()
 
+    def wake(self) -> None:
+        """Have the connection thread look at the spool now (any thread may call it)."""
+        try:
+            self._wake_w.send(b"\0")
+        except OSError:
+            pass  # its buffer is full (a wake-up is pending anyway) or the publisher has ended
+
     def stop(self, timeout: float) -> bool:
         """Say goodbye and flush within about `timeout` s, disconnect cleanly; True if all went."""
         self._deadline = time.monotonic() + timeout
         self._stop.set()
         self._wake.set()
+        self.wake()
         if self._thread is not None:
             self._thread.join(timeout + CONNACK_TIMEOUT_S)
         return self._flushed
@@ -191,6 +211,8 @@ class Publisher:
                 attempt += 1
             self._wait(1.0 if self._stop.is_set() else RECONNECT.delay(attempt, self._rand))
         self.connected = False
+        self._wake_r.close()
+        self._wake_w.close()
 
     def _fault(self, exc: Exception, in_a_row: int) -> bool:
         """Log an unexpected error with its cause and wait to start over; True to give up."""
@@ -271,8 +293,8 @@ class Publisher:
                 log.warning("cannot reach broker broker=%s error=%s", broker, exc)
             return False
         deadline = min(time.monotonic() + CONNACK_TIMEOUT_S, self._deadline)
-        while link.connack is None and time.monotonic() < deadline:
-            if link.client.loop(0.1) != MQTTErrorCode.MQTT_ERR_SUCCESS:
+        while link.connack is None and (now := time.monotonic()) < deadline:
+            if not self._step(link.client, min(IDLE_WAKE_S, deadline - now)):
                 break
         if link.connack is None or link.connack.is_failure:
             text = str(link.connack) if link.connack is not None else "no CONNACK"
@@ -304,7 +326,7 @@ class Publisher:
                 seen_generation, maybe_more = generation, len(batch) == room
                 if not all(self._hand_over(link, item) for item in batch):
                     return True
-            if link.client.loop(0.05) != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            if not self._step(link.client, min(IDLE_WAKE_S, max(0.0, self._deadline - time.monotonic()))):
                 return True
             if link.acked:
                 self._spool.ack(link.acked)
@@ -314,6 +336,31 @@ class Publisher:
                 if self._flushed:
                     return False
         return False
+
+    def _step(self, client: mqtt.Client, timeout: float) -> bool:
+        """What `client.loop(timeout)` does, waking early on `wake` too: wait until the broker
+        sent something, paho can write, or the store has news; then let paho read, write and
+        keep the connection alive. False if the connection is gone."""
+        sock = client.socket()
+        if sock is None:
+            return False
+        pending = sock.pending() if hasattr(sock, "pending") else 0  # TLS: bytes already decrypted
+        try:
+            readable, writable, _ = select.select([sock, self._wake_r], [sock] if client.want_write() else [], [],
+                                                  0.0 if pending else timeout)
+        except (TypeError, ValueError, OSError):  # the socket was closed under us
+            return False
+        if self._wake_r in readable:
+            try:
+                self._wake_r.recv(4096)
+            except BlockingIOError:
+                pass
+        ok = MQTTErrorCode.MQTT_ERR_SUCCESS
+        if (sock in readable or pending) and client.loop_read() != ok:
+            return False
+        if sock in writable and client.loop_write() != ok:
+            return False
+        return client.loop_misc() == ok
 
     def _hand_over(self, link: _Link, item: Spooled) -> bool:
         info = link.client.publish(item.topic, item.payload, qos=self._config.qos, retain=item.retain)
