@@ -137,9 +137,11 @@ class Agent:
 
     def emit(self, readings: list[Reading]) -> None:
         """Seal and queue readings (the store never refuses: storage faults go to memory)."""
-        messages = [self.sealer.seal(reading) for reading in readings]
-        for reading, message in zip(readings, messages):
-            readiness.remember(self.latest, reading.stream, message.payload, reading.body)
+        messages = []
+        for reading in readings:
+            message, seq, ts_ms = self.sealer.seal_stamped(reading)
+            readiness.remember(self.latest, reading.stream, seq, ts_ms, reading.body)
+            messages.append(message)
         self.spool.put_many(messages)
 
     def announce_storage(self) -> None:
