@@ -13,9 +13,10 @@ as the MQTT Last Will; connect (TLS and credentials as configured, never plain t
 instead); release the earlier connections' Wills (so every sealed sequence number is
 published once: by the broker as a Will, by us, or both, a harmless duplicate); spool a
 new birth; then keep up to `window` messages in flight, refilling from `Spool.next_batch`
-as PUBACKs arrive. On MQTT 5 a PUBACK with reason code >= 128 is a refusal: the message
-stays in the spool and is sent again on the next connection. On disconnect: back off
-exponentially with jitter.
+as PUBACKs arrive, and remove acknowledged messages from the spool in batches (`ACK_FLUSH_S`;
+at once when stopping or when the connection ends). On MQTT 5 a PUBACK with reason code
+>= 128 is a refusal: the message stays in the spool and is sent again on the next
+connection. On disconnect: back off exponentially with jitter.
 
 Stop: release the held Will, spool a final "offline" (the goodbye, which is also the Will
 of any connection opened while stopping), flush until the spool is empty or the deadline
@@ -56,6 +57,11 @@ FAULTS = Backoff(base=1.0, cap=30.0)  # after an unexpected error in the thread
 MAX_FAULTS = 5  # in a row: about 30 s of retries before the publisher gives up
 CONNACK_TIMEOUT_S = 15.0
 IDLE_WAKE_S = 1.0  # the longest the connection thread sleeps: heartbeat, keepalive and deadline checks
+# Acks go to the spool in batches: one transaction a second (or per ACK_BATCH) instead of one
+# per PUBACK. A crash can lose the last batch: those messages are sent again, as duplicates
+# consumers drop (docs/operations.md, "Durability").
+ACK_FLUSH_S = 1.0
+ACK_BATCH = 32
 _HANDSHAKE_RESETS = (ConnectionResetError, ConnectionAbortedError, BrokenPipeError)
 
 
@@ -67,7 +73,8 @@ class _Link:
     connack: Any = None  # the CONNACK's reason code, once it arrived
     inflight: dict[int, int] = field(default_factory=dict)  # paho mid -> spool id
     early: dict[int, bool] = field(default_factory=dict)  # QoS 0: on_publish may fire inside publish()
-    acked: list[int] = field(default_factory=list)
+    acked: list[int] = field(default_factory=list)  # acknowledged, not yet removed from the spool
+    acked_since: float | None = None  # when the oldest of them was seen
 
 
 @dataclass(frozen=True)
@@ -314,6 +321,7 @@ class Publisher:
             self.heartbeat = time.monotonic()
             if self._stop.is_set() and not stopping:
                 stopping = True
+                self._flush_acks(link, now=True)  # before the streams are read again from their start
                 self._say_goodbye()
                 # The released Will lies behind the cursors: read every stream again from its
                 # start (a few in-flight messages go twice; consumers drop such duplicates).
@@ -328,14 +336,23 @@ class Publisher:
                     return True
             if not self._step(link.client, min(IDLE_WAKE_S, max(0.0, self._deadline - time.monotonic()))):
                 return True
-            if link.acked:
-                self._spool.ack(link.acked)
-                link.acked.clear()
+            self._flush_acks(link, stopping)
             if stopping and not link.inflight and not maybe_more and generation == seen_generation:
                 self._flushed = self._spool.depth == 0 or not self._spool.next_batch(dict(cursors), 1)
                 if self._flushed:
                     return False
         return False
+
+    def _flush_acks(self, link: _Link, now: bool) -> None:
+        """Remove acknowledged messages from the spool: `now`, or once the batch is due."""
+        if not link.acked:
+            return
+        seen = time.monotonic()
+        link.acked_since = link.acked_since or seen
+        if now or len(link.acked) >= ACK_BATCH or seen - link.acked_since >= ACK_FLUSH_S:
+            self._spool.ack(link.acked)
+            link.acked.clear()
+            link.acked_since = None
 
     def _step(self, client: mqtt.Client, timeout: float) -> bool:
         """What `client.loop(timeout)` does, waking early on `wake` too: wait until the broker
