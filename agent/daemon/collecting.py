@@ -37,8 +37,11 @@ def reported_state(readings: list[Reading]) -> tuple[str, str] | None:
 
 async def stopped_within(stop: asyncio.Event, seconds: float) -> bool:
     """Sleep up to `seconds`, waking early when `stop` is set; True if it was."""
+    if stop.is_set():
+        return True
     try:
-        await asyncio.wait_for(stop.wait(), timeout=max(0.0, seconds))
+        async with asyncio.timeout(max(0.0, seconds)):  # a timer, not a task per sleep as wait_for makes
+            await stop.wait()
     except TimeoutError:
         return False
     return True
@@ -55,7 +58,8 @@ async def run_collector(collector: Collector, emit: Callable[[list[Reading]], No
         return
     while not stop.is_set():
         try:
-            readings = await asyncio.wait_for(collector.collect(), timeout=max(collector.interval, 10.0))
+            async with asyncio.timeout(max(collector.interval, 10.0)):
+                readings = await collector.collect()
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - a collector's failure must never stop the daemon

@@ -301,17 +301,21 @@ class DevicePoller:
 
     def _body(self, cycle: _Cycle) -> dict[str, Any]:
         values, unchanged = {}, []
-        for name, value in cycle.values.items():
-            if self._suppressed(name, value):
-                unchanged.append(name)
-            else:
-                values[name] = self._reported[name] = value
+        if self._filters:
+            for name, value in cycle.values.items():
+                if self._suppressed(name, value):
+                    unchanged.append(name)
+                else:
+                    values[name] = self._reported[name] = value
+        else:  # nothing to suppress: every value goes out (copied in C, not point by point)
+            values = dict(cycle.values)
+            self._reported.update(values)
         body: dict[str, Any] = {
             "device": self.device.name,
             "unit": self.device.unit,
             "line": self.device.line,
             "values": values,
-            "units": {n: u for n, u in self._units.items() if n in values},
+            "units": {n: u for n, u in self._units.items() if n in values} if self._units else {},
             "status": self.status.as_json(),
             "requests": cycle.requests,
         }
