@@ -49,12 +49,13 @@ async def stopped_within(stop: asyncio.Event, seconds: float) -> bool:
 
 async def run_collector(collector: Collector, emit: Callable[[list[Reading]], None], stop: asyncio.Event,
                         clock: Callable[[], float] = time.monotonic, health: CollectorHealth | None = None,
-                        phase: float = 0.0) -> None:
-    """Run `collector` on its grid (first tick `phase` seconds from now) until `stop` is set;
+                        phase: float = 0.0, lead_in: float = 0.0) -> None:
+    """Run `collector` on its grid (ticks `phase` + k x interval seconds from now; the first
+    cycle `lead_in` s after the first tick: agent.core.schedule.lead_ins) until `stop` is set;
     errors are logged and counted."""
     health = health or CollectorHealth()
     start = clock() + phase
-    if await stopped_within(stop, phase):
+    if await stopped_within(stop, phase + lead_in):
         return
     while not stop.is_set():
         try:
