@@ -62,6 +62,7 @@ IDLE_WAKE_S = 1.0  # the longest the connection thread sleeps: heartbeat, keepal
 # consumers drop (docs/operations.md, "Durability").
 ACK_FLUSH_S = 1.0
 ACK_BATCH = 32
+SETTLE_S = 0.03  # after the store's first news, wait this long for the rest of its burst
 _HANDSHAKE_RESETS = (ConnectionResetError, ConnectionAbortedError, BrokenPipeError)
 
 
@@ -368,6 +369,9 @@ class Publisher:
         except (TypeError, ValueError, OSError):  # the socket was closed under us
             return False
         if self._wake_r in readable:
+            # News from the store usually comes in bursts (the devices of a line finish within
+            # milliseconds of each other): let the burst complete, then hand it over at once.
+            self._stop.wait(SETTLE_S)
             try:
                 self._wake_r.recv(4096)
             except BlockingIOError:
