@@ -5,8 +5,9 @@ One thread owns the connection (paho-mqtt 2.x driven through its external-loop i
 fresh paho client per connection: paho's own queue of unacknowledged messages dies with it,
 and the spool is the only store. The thread sleeps in one `select` until the broker sends
 (a PUBACK), paho has bytes to write, or the store says something became publishable (a
-byte on the wake-up socket pair), and at least once per `IDLE_WAKE_S` (heartbeat, keepalive):
-no polling, so an idle link costs about one wake-up a second.
+byte on the wake-up socket pair; it then waits `SETTLE_S` for the rest of the burst), and at
+least once per `IDLE_WAKE_S` (heartbeat, keepalive): no polling, so an idle link costs a
+wake-up every few seconds.
 
 Per connection: seal an offline status and keep it in the spool as "held" while it serves
 as the MQTT Last Will; connect (TLS and credentials as configured, never plain text
@@ -56,7 +57,9 @@ RECONNECT = Backoff(base=1.0, cap=30.0)
 FAULTS = Backoff(base=1.0, cap=30.0)  # after an unexpected error in the thread
 MAX_FAULTS = 5  # in a row: about 30 s of retries before the publisher gives up
 CONNACK_TIMEOUT_S = 15.0
-IDLE_WAKE_S = 1.0  # the longest the connection thread sleeps: heartbeat, keepalive and deadline checks
+# The longest the connection thread sleeps (heartbeat: STALL_S is 60 s; deadline); at most a quarter of
+# the keepalive, so paho's PINGREQ goes out well inside the broker's 1.5 x keepalive.
+IDLE_WAKE_S = 5.0
 # Acks go to the spool in batches: one transaction a second (or per ACK_BATCH) instead of one
 # per PUBACK. A crash can lose the last batch: those messages are sent again, as duplicates
 # consumers drop (docs/operations.md, "Durability").
@@ -105,6 +108,7 @@ class Publisher:
         self._lifecycle = lifecycle
         self._window = window
         self._rand = rand
+        self._idle_wake_s = min(IDLE_WAKE_S, config.keepalive / 4)
         self._tls = tls_context(config)
         self._password = read_password(config)
         self._stop = threading.Event()
@@ -302,7 +306,7 @@ class Publisher:
             return False
         deadline = min(time.monotonic() + CONNACK_TIMEOUT_S, self._deadline)
         while link.connack is None and (now := time.monotonic()) < deadline:
-            if not self._step(link.client, min(IDLE_WAKE_S, deadline - now)):
+            if not self._step(link.client, min(self._idle_wake_s, deadline - now)):
                 break
         if link.connack is None or link.connack.is_failure:
             text = str(link.connack) if link.connack is not None else "no CONNACK"
@@ -335,7 +339,8 @@ class Publisher:
                 seen_generation, maybe_more = generation, len(batch) == room
                 if not all(self._hand_over(link, item) for item in batch):
                     return True
-            if not self._step(link.client, min(IDLE_WAKE_S, max(0.0, self._deadline - time.monotonic()))):
+            idle = ACK_FLUSH_S if link.acked else self._idle_wake_s  # acks waiting: back in time to flush them
+            if not self._step(link.client, min(idle, max(0.0, self._deadline - time.monotonic()))):
                 return True
             self._flush_acks(link, stopping)
             if stopping and not link.inflight and not maybe_more and generation == seen_generation:
