@@ -13,7 +13,7 @@ Prints, ending with `name: value unit` lines:
     present, as a ratio to the all-healthy run;
   - a shared line (one Modbus TCP connection, and one RTU line on a pty pair): four healthy
     units alone, and four healthy units beside a silent one, polled side by side on a 1 s
-    grid (all units of a line waking at once, and staggered as the daemon spreads them): the
+    grid (all units of a line waking at once, as the daemon runs them, and staggered): the
     healthy units' cadence with the silent unit as a ratio to the line without it, and their
     longest gap between two readings;
   - agent CPU while a peer floods it with unsolicited frames and garbage, as a share of one
@@ -235,7 +235,7 @@ async def plant_figures(endpoints: list[str], profiles: list[dict[str, Any]], co
     # Lateness on a 1 s grid, all healthy; then with the dead device added.
     late_ok, done_ok = await grid_run(healthy, 1.0, ticks, sealer)
     late_dead, done_dead = await grid_run(healthy + [dead], 1.0, ticks, sealer)
-    late_staggered, _ = await grid_run(healthy, 1.0, ticks, sealer, phases=spread_phases([1.0] * n))
+    late_staggered, _ = await grid_run(healthy, 1.0, ticks, sealer, phases=spread_phases([(1.0, c.phase_group) for c in healthy]))
     all_ok = [x for c in healthy for x in late_ok[c.name]]
     healthy_with_dead = [x for c in healthy for x in late_dead[c.name]]
     figures["lateness_p50"] = (pct(all_ok, 0.5) * 1000, "ms")
@@ -279,7 +279,7 @@ async def decode_seal_cpu(collector: ModbusCollector, cycles: int, sealer: Seale
 async def shared_line_figures(endpoints: list[str], ticks: int, sealer: Sealer) -> dict[str, tuple[float, str]]:
     """Four healthy units alone on a line, and beside a silent unit on another, side by side on
     a 1 s grid; over Modbus TCP and over RTU on a pty pair; all units of a line waking at the
-    same instant, and staggered across the second as the daemon spreads them."""
+    same instant (as the daemon starts the units of one line), and staggered across the second."""
     units = {u: profile_data(20, 100 + u)["points"] for u in range(1, SHARED_UNITS + 2)}
     lines: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for i, (kind, grid) in enumerate((k, g) for k in ("tcp", "rtu") for g in ("synchronized", "staggered")):
@@ -289,7 +289,8 @@ async def shared_line_figures(endpoints: list[str], ticks: int, sealer: Sealer) 
                                       for u in range(1, count + 1)]
     collectors = build(make_config([d for line in lines.values() for d in line]), backoff=Backoff(base=1.0, cap=4.0))
     phases = [p for (_, grid, _), line in lines.items()
-              for p in (spread_phases([1.0] * len(line)) if grid == "staggered" else [0.0] * len(line))]
+              for p in (spread_phases([(1.0, str(u)) for u in range(len(line))]) if grid == "staggered"
+                        else [0.0] * len(line))]
     _, finished = await grid_run(collectors, 1.0, ticks, sealer, phases=phases)
     figures: dict[str, tuple[float, str]] = {}
     for kind, grid, mix in lines:

@@ -21,6 +21,12 @@ class Collector(Protocol):
     name: str
     interval: float
 
+    @property
+    def phase_group(self) -> str:
+        """Collectors of one group (and interval) start their cycles together
+        (agent.core.schedule.spread_phases): the devices of one Modbus line; else the name."""
+        ...
+
     async def collect(self) -> list[Reading]: ...
 
     async def close(self) -> None: ...
@@ -33,6 +39,10 @@ class BlockingCollector:
 
     name: str
     interval: float
+
+    @property
+    def phase_group(self) -> str:
+        return self.name
 
     def read(self) -> list[Reading]:
         raise NotImplementedError

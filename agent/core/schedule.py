@@ -20,17 +20,41 @@ def missed_ticks(start: float, interval: float, scheduled: float, now: float) ->
     return max(0, math.floor((now - start) / interval) - round((scheduled - start) / interval))
 
 
-def spread_phases(intervals: list[float]) -> list[float]:
-    """A start offset per collector: those sharing an interval are spread evenly across it.
+def spread_phases(slots: list[tuple[float, str]]) -> list[float]:
+    """A start offset per collector, given its (interval, group): the groups sharing an
+    interval are spread evenly across it, and the collectors of one group start together.
 
-    Forty devices polled every second then wake 25 ms apart instead of all at once, so the
-    last of them is not late by the others' CPU time and the load on the host stays flat.
+    Forty devices on forty lines polled every second then wake 25 ms apart instead of all at
+    once, so the last of them is not late by the others' CPU time and the load on the host
+    stays flat. Devices on one line form one group: they take turns on the line anyway, so
+    one wake-up starts them all, their requests go back to back and the rest of the cycle
+    is the line's idle time (for probes of silent units). Apart, each device's cycle would
+    cost the host its own wake-ups (of the event loop and of the publisher), which on a
+    small gateway cost more than the work itself.
     """
-    groups: dict[float, list[int]] = {}
-    for index, interval in enumerate(intervals):
-        groups.setdefault(interval, []).append(index)
-    phases = [0.0] * len(intervals)
-    for interval, members in groups.items():
-        for rank, index in enumerate(members):
-            phases[index] = interval * rank / len(members)
-    return phases
+    groups: dict[float, list[str]] = {}
+    for interval, group in slots:
+        members = groups.setdefault(interval, [])
+        if group not in members:
+            members.append(group)
+    return [interval * groups[interval].index(group) / len(groups[interval]) for interval, group in slots]
+
+
+def lead_ins(slots: list[tuple[float, str]]) -> list[float]:
+    """How much later than its group's phase (`spread_phases`) each collector runs its first
+    cycle: the members of a group spread across their group's share of the interval, so no
+    two first cycles coincide. At start-up every device is still unknown and is probed alone
+    in its line's idle time; probes started together would compete for that time (a silent
+    unit's probe could use up a healthy neighbour's). From the second cycle on a group runs
+    together. With a single group this is the even spread of the whole interval."""
+    groups: dict[float, list[str]] = {}
+    members: dict[tuple[float, str], int] = {}
+    for interval, group in slots:
+        if group not in groups.setdefault(interval, []):
+            groups[interval].append(group)
+        members[interval, group] = members.get((interval, group), 0) + 1
+    out, rank = [], dict.fromkeys(members, 0)
+    for interval, group in slots:
+        out.append(interval / len(groups[interval]) * rank[interval, group] / members[interval, group])
+        rank[interval, group] += 1
+    return out

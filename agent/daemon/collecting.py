@@ -37,8 +37,11 @@ def reported_state(readings: list[Reading]) -> tuple[str, str] | None:
 
 async def stopped_within(stop: asyncio.Event, seconds: float) -> bool:
     """Sleep up to `seconds`, waking early when `stop` is set; True if it was."""
+    if stop.is_set():
+        return True
     try:
-        await asyncio.wait_for(stop.wait(), timeout=max(0.0, seconds))
+        async with asyncio.timeout(max(0.0, seconds)):  # a timer, not a task per sleep as wait_for makes
+            await stop.wait()
     except TimeoutError:
         return False
     return True
@@ -46,16 +49,18 @@ async def stopped_within(stop: asyncio.Event, seconds: float) -> bool:
 
 async def run_collector(collector: Collector, emit: Callable[[list[Reading]], None], stop: asyncio.Event,
                         clock: Callable[[], float] = time.monotonic, health: CollectorHealth | None = None,
-                        phase: float = 0.0) -> None:
-    """Run `collector` on its grid (first tick `phase` seconds from now) until `stop` is set;
+                        phase: float = 0.0, lead_in: float = 0.0) -> None:
+    """Run `collector` on its grid (ticks `phase` + k x interval seconds from now; the first
+    cycle `lead_in` s after the first tick: agent.core.schedule.lead_ins) until `stop` is set;
     errors are logged and counted."""
     health = health or CollectorHealth()
     start = clock() + phase
-    if await stopped_within(stop, phase):
+    if await stopped_within(stop, phase + lead_in):
         return
     while not stop.is_set():
         try:
-            readings = await asyncio.wait_for(collector.collect(), timeout=max(collector.interval, 10.0))
+            async with asyncio.timeout(max(collector.interval, 10.0)):
+                readings = await collector.collect()
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - a collector's failure must never stop the daemon

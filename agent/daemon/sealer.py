@@ -48,10 +48,15 @@ class Sealer:
                 and fields["topic"] == topic and envelope.signed_bytes(payload, fields["sig"]) is not None)
 
     def seal(self, reading: Reading) -> Message:
+        return self.seal_stamped(reading)[0]
+
+    def seal_stamped(self, reading: Reading) -> tuple[Message, int, int]:
+        """The sealed message with the sequence number and timestamp inside it (what the
+        readiness verdict keeps of it: no need to parse the bytes again)."""
         topic = topic_for(self.prefix, self.node, reading.stream)
+        seq, ts_ms = self.session.next_seq(), reading.ts_ms or int(self._clock() * 1000)
         payload = envelope.seal(
             self.private_key, kid=self.kid, node=self.node, topic=topic, kind=reading.kind,
-            session=self.session.session, seq=self.session.next_seq(),
-            ts_ms=reading.ts_ms or int(self._clock() * 1000), body=reading.body,
+            session=self.session.session, seq=seq, ts_ms=ts_ms, body=reading.body,
         )
-        return Message(topic, payload, reading.stream, reading.priority, reading.retain)
+        return Message(topic, payload, reading.stream, reading.priority, reading.retain), seq, ts_ms

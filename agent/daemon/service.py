@@ -31,7 +31,7 @@ from agent.collectors import registry
 from agent.config import Config
 from agent.core import memory
 from agent.core.reading import Priority, Reading
-from agent.core.schedule import spread_phases
+from agent.core.schedule import lead_ins, spread_phases
 from agent.core.timing import now_ms
 from agent.daemon.collecting import CollectorHealth, run_collector, stopped_within
 from agent.daemon.parts import PartHealth, supervise
@@ -137,9 +137,11 @@ class Agent:
 
     def emit(self, readings: list[Reading]) -> None:
         """Seal and queue readings (the store never refuses: storage faults go to memory)."""
-        messages = [self.sealer.seal(reading) for reading in readings]
-        for reading, message in zip(readings, messages):
-            readiness.remember(self.latest, reading.stream, message.payload, reading.body)
+        messages = []
+        for reading in readings:
+            message, seq, ts_ms = self.sealer.seal_stamped(reading)
+            readiness.remember(self.latest, reading.stream, seq, ts_ms, reading.body)
+            messages.append(message)
         self.spool.put_many(messages)
 
     def announce_storage(self) -> None:
@@ -274,10 +276,10 @@ class Agent:
         log.info("agent started node=%s collectors=%d session=%s seq_from=%d spool_depth=%d",
                  self.config.node.id, len(self.collectors), self.session.session, self.first_seq,
                  self.spool.depth)
-        phases = spread_phases([c.interval for c in self.collectors])
-        bodies = {f"collector:{c.name}": (lambda c=c, phase=phase: run_collector(
-            c, self.emit, self.stop_event, health=self.health[c.name], phase=phase))
-            for c, phase in zip(self.collectors, phases)}
+        slots = [(c.interval, c.phase_group) for c in self.collectors]
+        bodies = {f"collector:{c.name}": (lambda c=c, phase=phase, lead_in=lead_in: run_collector(
+            c, self.emit, self.stop_event, health=self.health[c.name], phase=phase, lead_in=lead_in))
+            for c, phase, lead_in in zip(self.collectors, spread_phases(slots), lead_ins(slots))}
         bodies.update({"report": self.report, "status-file": self.follow_changes, "readiness": self.publish_readiness})
         tasks = [asyncio.create_task(supervise(name, body, self.parts[name], self.stop_event), name=name)
                  for name, body in bodies.items()]

@@ -1,17 +1,23 @@
 """MQTT session towards the plant broker: drains the spool, removes what the broker acked.
 
-One thread owns the connection (paho-mqtt 2.x driven by `client.loop()`, so callbacks run
-in that thread and need no locks). A fresh paho client per connection: paho's own queue
-of unacknowledged messages dies with it, and the spool is the only store.
+One thread owns the connection (paho-mqtt 2.x driven through its external-loop interface,
+`loop_read`/`loop_write`/`loop_misc`, so callbacks run in that thread and need no locks). A
+fresh paho client per connection: paho's own queue of unacknowledged messages dies with it,
+and the spool is the only store. The thread sleeps in one `select` until the broker sends
+(a PUBACK), paho has bytes to write, or the store says something became publishable (a
+byte on the wake-up socket pair; it then waits `SETTLE_S` for the rest of the burst), and at
+least once per `IDLE_WAKE_S` (heartbeat, keepalive): no polling, so an idle link costs a
+wake-up every few seconds.
 
 Per connection: seal an offline status and keep it in the spool as "held" while it serves
 as the MQTT Last Will; connect (TLS and credentials as configured, never plain text
 instead); release the earlier connections' Wills (so every sealed sequence number is
 published once: by the broker as a Will, by us, or both, a harmless duplicate); spool a
 new birth; then keep up to `window` messages in flight, refilling from `Spool.next_batch`
-as PUBACKs arrive. On MQTT 5 a PUBACK with reason code >= 128 is a refusal: the message
-stays in the spool and is sent again on the next connection. On disconnect: back off
-exponentially with jitter.
+as PUBACKs arrive, and remove acknowledged messages from the spool in batches (`ACK_FLUSH_S`;
+at once when stopping or when the connection ends). On MQTT 5 a PUBACK with reason code
+>= 128 is a refusal: the message stays in the spool and is sent again on the next
+connection. On disconnect: back off exponentially with jitter.
 
 Stop: release the held Will, spool a final "offline" (the goodbye, which is also the Will
 of any connection opened while stopping), flush until the spool is empty or the deadline
@@ -28,6 +34,8 @@ from __future__ import annotations
 
 import logging
 import random
+import select
+import socket
 import ssl
 import threading
 import time
@@ -49,6 +57,15 @@ RECONNECT = Backoff(base=1.0, cap=30.0)
 FAULTS = Backoff(base=1.0, cap=30.0)  # after an unexpected error in the thread
 MAX_FAULTS = 5  # in a row: about 30 s of retries before the publisher gives up
 CONNACK_TIMEOUT_S = 15.0
+# The longest the connection thread sleeps (heartbeat: STALL_S is 60 s; deadline); at most a quarter of
+# the keepalive, so paho's PINGREQ goes out well inside the broker's 1.5 x keepalive.
+IDLE_WAKE_S = 5.0
+# Acks go to the spool in batches: one transaction a second (or per ACK_BATCH) instead of one
+# per PUBACK. A crash can lose the last batch: those messages are sent again, as duplicates
+# consumers drop (docs/operations.md, "Durability").
+ACK_FLUSH_S = 1.0
+ACK_BATCH = 32
+SETTLE_S = 0.03  # after the store's first news, wait this long for the rest of its burst
 _HANDSHAKE_RESETS = (ConnectionResetError, ConnectionAbortedError, BrokenPipeError)
 
 
@@ -60,7 +77,8 @@ class _Link:
     connack: Any = None  # the CONNACK's reason code, once it arrived
     inflight: dict[int, int] = field(default_factory=dict)  # paho mid -> spool id
     early: dict[int, bool] = field(default_factory=dict)  # QoS 0: on_publish may fire inside publish()
-    acked: list[int] = field(default_factory=list)
+    acked: list[int] = field(default_factory=list)  # acknowledged, not yet removed from the spool
+    acked_since: float | None = None  # when the oldest of them was seen
 
 
 @dataclass(frozen=True)
@@ -90,6 +108,7 @@ class Publisher:
         self._lifecycle = lifecycle
         self._window = window
         self._rand = rand
+        self._idle_wake_s = min(IDLE_WAKE_S, config.keepalive / 4)
         self._tls = tls_context(config)
         self._password = read_password(config)
         self._stop = threading.Event()
@@ -98,6 +117,11 @@ class Publisher:
         self._goodbye: Message | None = None
         self._flushed = False
         self._thread: threading.Thread | None = None
+        # Wakes the connection thread's select: the store calls `wake` when something becomes publishable.
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        spool.on_publishable(self.wake)
         # Read by the daemon for status messages (plain attributes: the GIL makes them atomic).
         self.connected = False
         self.last_error = ""
@@ -115,11 +139,19 @@ class Publisher:
         self._thread = threading.Thread(target=self._run, name="mqtt-publisher", daemon=True)
         self._thread.start()
 
+    def wake(self) -> None:
+        """Have the connection thread look at the spool now (any thread may call it)."""
+        try:
+            self._wake_w.send(b"\0")
+        except OSError:
+            pass  # its buffer is full (a wake-up is pending anyway) or the publisher has ended
+
     def stop(self, timeout: float) -> bool:
         """Say goodbye and flush within about `timeout` s, disconnect cleanly; True if all went."""
         self._deadline = time.monotonic() + timeout
         self._stop.set()
         self._wake.set()
+        self.wake()
         if self._thread is not None:
             self._thread.join(timeout + CONNACK_TIMEOUT_S)
         return self._flushed
@@ -191,6 +223,8 @@ class Publisher:
                 attempt += 1
             self._wait(1.0 if self._stop.is_set() else RECONNECT.delay(attempt, self._rand))
         self.connected = False
+        self._wake_r.close()
+        self._wake_w.close()
 
     def _fault(self, exc: Exception, in_a_row: int) -> bool:
         """Log an unexpected error with its cause and wait to start over; True to give up."""
@@ -271,8 +305,8 @@ class Publisher:
                 log.warning("cannot reach broker broker=%s error=%s", broker, exc)
             return False
         deadline = min(time.monotonic() + CONNACK_TIMEOUT_S, self._deadline)
-        while link.connack is None and time.monotonic() < deadline:
-            if link.client.loop(0.1) != MQTTErrorCode.MQTT_ERR_SUCCESS:
+        while link.connack is None and (now := time.monotonic()) < deadline:
+            if not self._step(link.client, min(self._idle_wake_s, deadline - now)):
                 break
         if link.connack is None or link.connack.is_failure:
             text = str(link.connack) if link.connack is not None else "no CONNACK"
@@ -292,6 +326,7 @@ class Publisher:
             self.heartbeat = time.monotonic()
             if self._stop.is_set() and not stopping:
                 stopping = True
+                self._flush_acks(link, now=True)  # before the streams are read again from their start
                 self._say_goodbye()
                 # The released Will lies behind the cursors: read every stream again from its
                 # start (a few in-flight messages go twice; consumers drop such duplicates).
@@ -304,16 +339,54 @@ class Publisher:
                 seen_generation, maybe_more = generation, len(batch) == room
                 if not all(self._hand_over(link, item) for item in batch):
                     return True
-            if link.client.loop(0.05) != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            idle = ACK_FLUSH_S if link.acked else self._idle_wake_s  # acks waiting: back in time to flush them
+            if not self._step(link.client, min(idle, max(0.0, self._deadline - time.monotonic()))):
                 return True
-            if link.acked:
-                self._spool.ack(link.acked)
-                link.acked.clear()
+            self._flush_acks(link, stopping)
             if stopping and not link.inflight and not maybe_more and generation == seen_generation:
                 self._flushed = self._spool.depth == 0 or not self._spool.next_batch(dict(cursors), 1)
                 if self._flushed:
                     return False
         return False
+
+    def _flush_acks(self, link: _Link, now: bool) -> None:
+        """Remove acknowledged messages from the spool: `now`, or once the batch is due."""
+        if not link.acked:
+            return
+        seen = time.monotonic()
+        link.acked_since = link.acked_since or seen
+        if now or len(link.acked) >= ACK_BATCH or seen - link.acked_since >= ACK_FLUSH_S:
+            self._spool.ack(link.acked)
+            link.acked.clear()
+            link.acked_since = None
+
+    def _step(self, client: mqtt.Client, timeout: float) -> bool:
+        """What `client.loop(timeout)` does, waking early on `wake` too: wait until the broker
+        sent something, paho can write, or the store has news; then let paho read, write and
+        keep the connection alive. False if the connection is gone."""
+        sock = client.socket()
+        if sock is None:
+            return False
+        pending = sock.pending() if hasattr(sock, "pending") else 0  # TLS: bytes already decrypted
+        try:
+            readable, writable, _ = select.select([sock, self._wake_r], [sock] if client.want_write() else [], [],
+                                                  0.0 if pending else timeout)
+        except (TypeError, ValueError, OSError):  # the socket was closed under us
+            return False
+        if self._wake_r in readable:
+            # News from the store usually comes in bursts (the devices of a line finish within
+            # milliseconds of each other): let the burst complete, then hand it over at once.
+            self._stop.wait(SETTLE_S)
+            try:
+                self._wake_r.recv(4096)
+            except BlockingIOError:
+                pass
+        ok = MQTTErrorCode.MQTT_ERR_SUCCESS
+        if (sock in readable or pending) and client.loop_read() != ok:
+            return False
+        if sock in writable and client.loop_write() != ok:
+            return False
+        return client.loop_misc() == ok
 
     def _hand_over(self, link: _Link, item: Spooled) -> bool:
         info = link.client.publish(item.topic, item.payload, qos=self._config.qos, retain=item.retain)

@@ -168,9 +168,9 @@ def free_bytes(directory: Path) -> int:
     return stat.f_bavail * stat.f_frsize
 
 
-def _file_size(path: Path) -> int:
+def _file_size(path: str) -> int:
     try:
-        return path.stat().st_size
+        return os.stat(path).st_size
     except OSError:
         return 0
 
@@ -209,6 +209,7 @@ class Spool:
         """Open (or create) the spool; with `check`, run PRAGMA quick_check first and raise
         SpoolCorrupt if the file is damaged."""
         self.path = path
+        self._wal = f"{path}-wal"  # a string: stat'ed at every write
         self.max_bytes = max_bytes
         self.bounds = Bounds.of(max_bytes)
         self.max_age_ms = int(max_age_s * 1000)
@@ -273,7 +274,7 @@ class Spool:
             return
         if self.min_free:
             free = self._disk_free(self.path.parent)
-            wal_room = max(0, self.bounds.wal_bytes - _file_size(self.path.with_name(self.path.name + "-wal")))
+            wal_room = max(0, self.bounds.wal_bytes - _file_size(self._wal))
 
         def body() -> None:
             pages_before = self._pragma("page_count") if self.min_free else 0
@@ -299,17 +300,21 @@ class Spool:
         self._bytes += message.size
         if self._streams.get(message.stream, -1) < message.priority:
             self._streams[message.stream] = int(message.priority)
+        self._top[message.stream] = max(item.id, self._top.get(message.stream, 0))
 
     def _pragma(self, name: str) -> int:
         return int(self._conn.execute(f"PRAGMA {name}").fetchone()[0])
+
+    def _pages_in_use(self) -> int:
+        return int(self._conn.execute("SELECT page_count - freelist_count FROM pragma_page_count, "
+                                      "pragma_freelist_count").fetchone()[0])
 
     def _evict_locked(self) -> None:
         """Least important, then oldest, until the pages in use fit the budget."""
         dropped: dict[int, int] = {}
         priorities = iter(PRIORITIES)
         priority = next(priorities)
-        while self._count and (excess := self._pragma("page_count") - self._pragma("freelist_count")
-                               - self.bounds.db_pages) > 0:
+        while self._count and (excess := self._pages_in_use() - self.bounds.db_pages) > 0:
             per_page = self._count / max(1, self._pragma("page_count"))
             rows = self._conn.execute(
                 f"DELETE FROM {table(priority)} WHERE id IN (SELECT id FROM {table(priority)} ORDER BY id LIMIT ?)"
@@ -385,7 +390,7 @@ class Spool:
 
     def _bound_wal_locked(self) -> None:
         """Cut the WAL back to its bound if a large transaction took it beyond."""
-        if _file_size(self.path.with_name(self.path.name + "-wal")) > self.bounds.wal_bytes:
+        if _file_size(self._wal) > self.bounds.wal_bytes:
             try:
                 self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             except sqlite3.Error as exc:
@@ -400,8 +405,10 @@ class Spool:
         count, size, top = self._conn.execute(
             "SELECT COUNT(*), COALESCE(SUM(size), 0), COALESCE(MAX(id), 0) FROM message").fetchone()
         self._count, self._bytes, self.last_id = int(count), int(size), int(top)
-        self._streams: dict[str, int] = dict(
-            self._conn.execute("SELECT stream, MAX(priority) FROM message GROUP BY stream").fetchall())
+        rows = self._conn.execute("SELECT stream, MAX(priority), MAX(id) FROM message GROUP BY stream").fetchall()
+        self._streams: dict[str, int] = {stream: priority for stream, priority, _ in rows}
+        # No row of a stream has an id above this (deletes may leave it high: then a read finds nothing).
+        self._top: dict[str, int] = {stream: top for stream, _, top in rows}
 
     def expire(self) -> int:
         """Drop messages older than max_age; return how many."""
@@ -471,6 +478,8 @@ class Spool:
         """Up to `limit` publishable messages of `stream` with an id above `after`, oldest first;
         `released`: held messages to treat as released."""
         with self._lock:
+            if self._top.get(stream, 0) <= after:
+                return []  # nothing newer: no query (the publisher asks every stream after each put)
             rows = self._conn.execute(
                 "SELECT id, topic, payload, retain FROM message"
                 f" WHERE stream = ? AND id > ? AND (held = 0 OR id IN ({','.join('?' * len(released))}))"

@@ -113,7 +113,8 @@ class Store:
         self._retry_s = retry_s
         self._lock = threading.RLock()
         self.memory = MemoryQueue(options.memory_bytes)
-        self.generation = 0  # grows whenever something becomes publishable: readers poll it
+        self.generation = 0  # grows whenever something becomes publishable
+        self._listeners: list[Callable[[], None]] = []
         self._turn = 0
         self._db: Spool | None = None
         self._writable = False
@@ -137,6 +138,15 @@ class Store:
                 self._next_id = max(self._next_id, self._clock_ms() * 1000)
 
     # -- opening, degrading, recovering --------------------------------------------------
+
+    def on_publishable(self, listener: Callable[[], None]) -> None:
+        """Call `listener` (from whichever thread changed the store) whenever `generation` grows."""
+        self._listeners.append(listener)
+
+    def _publishable(self) -> None:
+        self.generation += 1
+        for listener in self._listeners:
+            listener()
 
     def _open(self) -> None:
         try:
@@ -221,7 +231,7 @@ class Store:
             log.info("spool writable again path=%s degraded_for_s=%.0f depth=%d", self.path,
                      (self._clock_ms() - (self.degraded_since_ms or self._clock_ms())) / 1000, self.depth)
             self._writable, self.cause, self.degraded_since_ms = True, "", None
-            self.generation += 1
+            self._publishable()
 
     def _unsaved_counts(self) -> bool:
         return bool(self._unsaved) or self._unsaved_ack_ms is not None
@@ -280,7 +290,7 @@ class Store:
             quarantine.write_record(record)
         except OSError as exc:
             log.warning("cannot write the quarantine record path=%s error=%s", moved, exc)
-        self.generation += 1
+        self._publishable()
         self._retry_at = 0.0  # the next operation saves the counts and moves memory to the fresh spool
 
     def _keep_counts(self, counts: dict[str, int]) -> None:
@@ -324,7 +334,7 @@ class Store:
             if not (self._writable and self._attempt("insert", lambda db: db.insert(items))[0]):
                 for item in items:
                     self._count_memory_drops(self.memory.put(item))
-            self.generation += 1
+            self._publishable()
             return [item.id for item in items]
 
     def _rows(self, stream: str, after: int, limit: int) -> list[Spooled]:
@@ -378,7 +388,7 @@ class Store:
                 found, held = self._attempt("read", lambda db: db.held_ids(keep))
                 self._released |= held or set()
                 on_disk = len(held or ())
-            self.generation += 1
+            self._publishable()
             return released + (on_disk or 0)
 
     def maintain(self) -> int:
@@ -439,7 +449,7 @@ class Store:
             self._count_memory_drops(self.memory.add_all(items))
             self._next_id = max(self._next_id, items[-1].id + 1)
             self._writable, self._retry_at = False, 0.0  # they go to disk before anything newer
-            self.generation += 1
+            self._publishable()
 
     def close(self, *, hand_over: bool = False) -> list[Item]:
         """A last try to put what memory holds on disk. What cannot go there is returned with

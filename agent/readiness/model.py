@@ -18,7 +18,6 @@ asset is down, an important one at risk and a supporting one degraded.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -385,8 +384,7 @@ def policy_reading(latest: dict[str, dict], policy: Policy, now_ms: int) -> Read
     })
 
 
-def remember(latest: dict[str, dict], stream: str, payload: bytes, body: dict[str, Any]) -> None:
+def remember(latest: dict[str, dict], stream: str, seq: int, ts_ms: int, body: dict[str, Any]) -> None:
     """Record a just-sealed message in the daemon's `latest` (only the streams a verdict reads)."""
     if stream.split("/", 1)[0] in INPUT_KINDS:
-        fields = json.loads(payload)
-        latest[stream] = {"seq": fields["seq"], "ts": fields["ts"], "body": body}
+        latest[stream] = {"seq": seq, "ts": ts_ms, "body": body}

@@ -30,7 +30,10 @@ import rfc8785
 MAX_SAFE_INTEGER = 2**53 - 1
 BOM = "\ufeff"
 
-_DOT_ZERO = re.compile(rb"\.0(?![0-9])")  # each pattern starts with a literal: C-speed search
+# Each pattern starts with a literal (a C-speed search). A number in Python's JSON ends before
+# ",", "]", "}" or the end, and has a digit before its "e": so "127.0.0.1" or "line-0" inside
+# a string raise no false alarm (each would cost the exact path).
+_DOT_ZERO = re.compile(rb"\.0(?=[,\]}]|$)")
 _PYTHON_EXPONENT = re.compile(rb"e(?:[-+]0|\+1[6-9](?![0-9])|\+20(?![0-9]))")
 _DIGITS_AS_ZEROS = bytes(48 if 48 <= byte <= 57 else 46 for byte in range(256))  # for bytes.translate
 _SORTS_DIFFERENTLY = re.compile("[\ue000-\U0010ffff]")
@@ -79,11 +82,47 @@ def _fast_form(value: Any) -> Any:
 
 def canonical(value: Any) -> bytes:
     """RFC 8785 canonical JSON bytes of `value` (integers beyond 2^53 refused: send strings)."""
+    quick = _written_by_python(value)
+    if quick is not None:
+        return quick
     try:
         form = _fast_form(value)
     except _NeedsFullJcs:
         return rfc8785.dumps(value)
     return json.dumps(form, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
+def _written_by_python(value: Any) -> bytes | None:
+    """The C encoder's text of `value` when it is surely JCS (the test `read` applies to what
+    it receives), else None. The encoder writes non-string names as strings (JCS refuses
+    them), so those are looked for first; anything it refuses goes to the exact path too."""
+    if not _names_are_strings(value):
+        return None
+    try:
+        text = _PYTHON_JCS.encode(value)
+    except (ValueError, TypeError):
+        return None
+    payload = text.encode()  # a lone surrogate raises here, as on the exact path
+    if _spelled_like_python(payload) or not (text.isascii() or not _SORTS_DIFFERENTLY.search(text)):
+        return None
+    return payload
+
+
+def _names_are_strings(value: Any) -> bool:
+    if type(value) is dict:
+        if not _STRING.issuperset(map(type, value)):
+            return False
+        items: Any = value.values()
+    elif type(value) in _NESTED:
+        items = value
+    else:
+        return True
+    # Checked in C: most objects (a device's values) hold nothing nested.
+    return _NESTED.isdisjoint(map(type, items)) or all(_names_are_strings(item) for item in items)
+
+
+_STRING = frozenset({str})
+_NESTED = frozenset({dict, list, tuple})
 
 
 def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -109,7 +148,8 @@ _PYTHON_JCS = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_asc
 
 
 def _spelled_like_python(payload: bytes) -> bool:
-    return bool(_DOT_ZERO.search(payload) or _PYTHON_EXPONENT.search(payload)
+    return bool(_DOT_ZERO.search(payload)
+                or any(payload[at.start() - 1:at.start()].isdigit() for at in _PYTHON_EXPONENT.finditer(payload))
                 or b"0" * 16 in payload.translate(_DIGITS_AS_ZEROS))
 
 

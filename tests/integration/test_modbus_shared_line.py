@@ -1,7 +1,7 @@
 """A silent unit on a shared line, run as the daemon runs devices (each on its own task on the
-staggered grid): it is asked only by probes (one request, no retries) in the line's idle time,
-its neighbours read every value every cycle, and it is read again once it answers. Cadence
-figures are in bench/modbus.py, not here."""
+grid, the units of one line together from their second cycle on): it is asked only by probes
+(one request, no retries) in the line's idle time, its neighbours read every value every
+cycle, and it is read again once it answers. Cadence figures are in bench/modbus.py, not here."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import asyncio
 import pytest
 
 from agent.collectors.modbus.collector import build
-from agent.core.schedule import spread_phases
+from agent.core.schedule import lead_ins, spread_phases
 from agent.core.timing import Backoff
 from agent.daemon.collecting import run_collector
 from simulators.faults import Fault
@@ -25,9 +25,9 @@ async def _run_as_daemon(collectors, seconds: float, halfway) -> dict[str, list[
     def emit_to(name):
         return lambda readings: bodies[name].extend(r.body for r in readings)
 
-    phases = spread_phases([c.interval for c in collectors])
-    tasks = [asyncio.create_task(run_collector(c, emit_to(c.poller.device.name), stop, phase=p))
-             for c, p in zip(collectors, phases)]
+    slots = [(c.interval, c.phase_group) for c in collectors]
+    tasks = [asyncio.create_task(run_collector(c, emit_to(c.poller.device.name), stop, phase=p, lead_in=lead))
+             for c, p, lead in zip(collectors, spread_phases(slots), lead_ins(slots))]
     await asyncio.sleep(seconds / 2)
     halfway()
     await asyncio.sleep(seconds / 2)

@@ -141,6 +141,50 @@ def test_what_the_sealer_writes_is_read_back_as_canonical(value) -> None:
     assert canonical.read(payload)[1] is None
 
 
+# What the sealer writes is RFC 8785's bytes, for every value it accepts: the fast path (the C
+# encoder plus the spelling checks) and the slower ones. Strings hold what looks like Python's
+# number spellings ("127.0.0.1", "5.0,", "1e-05"), escapes and text beyond U+E000.
+tricky_text = st.text(alphabet=st.sampled_from(list('0123456789.,e+-]}"\\/ \n\t\x00\x1f\x7f\u00fc\u2028\ue000'
+                                                    '\U0001f600ab')), max_size=10)
+wide_floats = st.floats(allow_nan=False, allow_infinity=False) | st.sampled_from(
+    [0.0, -0.0, 5.0, 1e-4, 1e-5, 1e-6, 1e-7, 1e15, 1e16, 1e20, 1e21, 1e22, 123456789012345.6, 0.1 + 0.2])
+sealer_values = st.recursive(
+    st.none() | st.booleans() | st.integers(1 - 2**53, 2**53 - 1) | wide_floats | tricky_text,
+    lambda inner: st.lists(inner, max_size=4) | st.tuples(inner, inner)
+    | st.dictionaries(tricky_text, inner, max_size=6),
+    max_leaves=40,
+)
+
+
+@settings(max_examples=600, deadline=None)
+@given(sealer_values)
+def test_the_sealer_writes_exactly_what_the_reference_encoder_writes(value) -> None:
+    try:
+        expected = rfc8785.dumps(value)
+    except UnicodeEncodeError:
+        with pytest.raises(UnicodeEncodeError):
+            canonical.canonical(value)
+        return
+    assert canonical.canonical(value) == expected
+
+
+@pytest.mark.parametrize("value", [
+    {"line": "tcp:127.0.0.1:502", "a": 1}, {"a": "5.0,"}, {"a": "1e-05"}, {"a": "x" + "1" * 16},
+    {"\u00fc": 1, "u": 2}, {"a": [1.0, 2.5, -0.0]}, {"a": 1e16}, {"a": 1e-7},
+])
+def test_the_sealer_writes_the_reference_bytes_for_spellings_that_look_alike(value) -> None:
+    assert canonical.canonical(value) == rfc8785.dumps(value)
+
+
+@pytest.mark.parametrize(("value", "error"), [
+    ({"a": 2**53 + 1}, ValueError), ({"a": float("nan")}, ValueError), ({"a": float("inf")}, ValueError),
+    ({1: "a"}, ValueError), ({"a": {None: 1}}, ValueError), ({"a": object()}, TypeError),
+])
+def test_the_sealer_refuses_what_json_cannot_carry(value, error) -> None:
+    with pytest.raises(error):
+        canonical.canonical(value)
+
+
 # Envelope level: each other spelling of a genuine message, signed over exactly those bytes
 # (as a careless or hostile signer would), is `non_canonical`, never valid: the rule runs
 # before the signature check, so a valid signature cannot rescue it.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tomllib
 
 import pytest
@@ -71,16 +72,22 @@ def test_verdict_reading_carries_verdict_policy_and_inputs() -> None:
     assert Policy.from_body(reading.body["policy"]) == policy_from_config(config)
 
 
-def test_remember_keeps_what_a_verdict_reads_from_the_sealed_bytes() -> None:
+def test_remember_keeps_what_a_verdict_reads_of_each_sealed_message(tmp_path) -> None:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+    from agent.core.reading import Reading
+    from agent.daemon.sealer import Sealer
+    from agent.delivery.session import Session
     from agent.readiness.model import remember
-    from agent.trust import envelope
 
-    key = Ed25519PrivateKey.generate()
+    config = validate({"node": {"id": "n"}, "state_dir": str(tmp_path), "signing": {"key_file": str(tmp_path / "k")}},
+                      "agent.toml")
+    sealer = Sealer(config, Ed25519PrivateKey.generate(), Session(tmp_path), clock=lambda: 1.5)
     latest: dict = {}
-    for seq, stream in ((41, "modbus/plc-line2"), (42, "key"), (43, "readiness")):
-        payload = envelope.seal(key, kid="k", node="n", topic=f"edge/n/{stream}", kind=stream.split("/")[0],
-                                session="s", seq=seq, ts_ms=1000 + seq, body={"x": seq})
-        remember(latest, stream, payload, {"x": seq})
-    assert latest == {"modbus/plc-line2": {"seq": 41, "ts": 1041, "body": {"x": 41}}}
+    for kind, subject in (("modbus", "plc-line2"), ("key", ""), ("readiness", "")):
+        reading = Reading(kind=kind, subject=subject, body={"x": kind})
+        message, seq, ts_ms = sealer.seal_stamped(reading)
+        sealed = json.loads(message.payload)
+        assert (seq, ts_ms) == (sealed["seq"], sealed["ts"]) == (sealer.session.last_seq, 1500)
+        remember(latest, reading.stream, seq, ts_ms, reading.body)
+    assert latest == {"modbus/plc-line2": {"seq": sealed["seq"] - 2, "ts": 1500, "body": {"x": "modbus"}}}

@@ -31,7 +31,7 @@ DataType = Literal[
 Value = bool | int | float | str
 
 MAX_SAFE_INTEGER = 2**53 - 1
-_STRUCT = {
+STRUCT_FORMAT = {
     "int16": ">h", "uint16": ">H", "int32": ">i", "uint32": ">I",
     "int64": ">q", "uint64": ">Q", "float32": ">f", "float64": ">d",
 }  # fmt: skip
@@ -135,13 +135,17 @@ def decode(codec: PointCodec, registers: Sequence[int]) -> Value:
         return bool((registers[0] >> codec.bit) & 1)
     if codec.type == "bool":
         raise CodecError("config", "bool points live in coil or discrete tables")
-    data = registers_to_bytes(registers, codec.byte_order)
-    (raw,) = struct.unpack(_STRUCT[codec.type], data)
+    (raw,) = struct.unpack(STRUCT_FORMAT[codec.type], registers_to_bytes(registers, codec.byte_order))
+    return finish(codec, raw)
+
+
+def finish(codec: PointCodec, raw: float) -> Value:
+    """The reported value of a fixed-width point from its raw number (as struct unpacked it)."""
     if isinstance(raw, float):
         if not math.isfinite(raw):
             raise CodecError("invalid_value", f"{codec.type} is {raw}")
         if codec.type == "float32":
-            raw = _shortest_float32(raw, data)
+            raw = _shortest_float32(raw, struct.pack(">f", raw))  # a finite float32 packs back to its bytes
         return _scaled(codec, raw)
     if codec.value_map and raw in codec.value_map:
         return codec.value_map[raw]
@@ -168,6 +172,6 @@ def encode(codec: PointCodec, value: bool | int | float | str) -> list[int]:
         return [(1 << codec.bit) if value else 0]
     if codec.type == "bool":
         raise CodecError("config", "bool points are bits, not registers")
-    fmt = _STRUCT[codec.type]
+    fmt = STRUCT_FORMAT[codec.type]
     number = float(value) if codec.type.startswith("float") else int(value)
     return bytes_to_registers(struct.pack(fmt, number), codec.byte_order)

@@ -28,6 +28,10 @@ class ModbusCollector:
     poller: DevicePoller
     lines: Lines
 
+    @property
+    def phase_group(self) -> str:
+        return self.poller.device.line  # devices on one line take turns on it: they start together
+
     async def collect(self) -> list[Reading]:
         taken_ms = now_ms()
         body = await self.poller.poll()

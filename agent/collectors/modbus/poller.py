@@ -19,7 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.collectors.modbus.codec import CodecError, PointCodec, Value, decode, decode_bit
+from agent.collectors.modbus.block import BlockDecoder
+from agent.collectors.modbus.codec import PointCodec, Value, decode_bit
 from agent.collectors.modbus.config import DeviceConfig
 from agent.collectors.modbus.planner import BIT_TABLES, Range, Read, Span, gaps, plan
 from agent.collectors.modbus.transports import CONNECT_KINDS, SILENT_KINDS, Line, ModbusReadError
@@ -82,6 +83,7 @@ class DevicePoller:
         self._identity_generation = -1  # line generation the identity was last asked on
         self._identity_unsupported = False
         self.reads = plan(self._spans.values(), device.limits(), self._forbidden)
+        self._blocks: dict[Read, BlockDecoder] = {}  # per read planned so far (a few; more only as holes are learned)
 
     @property
     def learned_holes(self) -> dict[str, list[Range]]:
@@ -251,18 +253,18 @@ class DevicePoller:
         self.reads = plan(spans, self.device.limits(), self._forbidden, self._isolate)
 
     def _decode(self, read: Read, raw: list[Any], cycle: _Cycle) -> None:
-        for name in read.points:
-            span, codec = self._spans[name], self._codecs[name]
-            offset = span.start - read.start
-            try:
-                if span.table in BIT_TABLES:
-                    value = decode_bit(codec, bool(raw[offset]))
-                else:
-                    value = decode(codec, raw[offset : offset + span.width])
-            except CodecError as exc:
-                cycle.point_errors[name] = {"kind": exc.kind, "message": str(exc)}
-                continue
-            cycle.values[name] = value
+        if read.table in BIT_TABLES:
+            for name in read.points:
+                cycle.values[name] = decode_bit(self._codecs[name], bool(raw[self._spans[name].start - read.start]))
+            return
+        decoder = self._blocks.get(read)
+        if decoder is None:
+            decoder = self._blocks[read] = BlockDecoder(
+                [(name, self._spans[name].start - read.start, self._codecs[name]) for name in read.points], read.count)
+        values, errors = decoder.decode(raw)
+        cycle.values.update(values)
+        for name, exc in errors.items():
+            cycle.point_errors[name] = {"kind": exc.kind, "message": str(exc)}
 
     # -- status and body
 
@@ -299,17 +301,21 @@ class DevicePoller:
 
     def _body(self, cycle: _Cycle) -> dict[str, Any]:
         values, unchanged = {}, []
-        for name, value in cycle.values.items():
-            if self._suppressed(name, value):
-                unchanged.append(name)
-            else:
-                values[name] = self._reported[name] = value
+        if self._filters:
+            for name, value in cycle.values.items():
+                if self._suppressed(name, value):
+                    unchanged.append(name)
+                else:
+                    values[name] = self._reported[name] = value
+        else:  # nothing to suppress: every value goes out (copied in C, not point by point)
+            values = dict(cycle.values)
+            self._reported.update(values)
         body: dict[str, Any] = {
             "device": self.device.name,
             "unit": self.device.unit,
             "line": self.device.line,
             "values": values,
-            "units": {n: u for n, u in self._units.items() if n in values},
+            "units": {n: u for n, u in self._units.items() if n in values} if self._units else {},
             "status": self.status.as_json(),
             "requests": cycle.requests,
         }
