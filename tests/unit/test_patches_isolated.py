@@ -3,6 +3,7 @@ becomes a scan error instead of taking the daemon down."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import subprocess
 import sys
@@ -11,8 +12,11 @@ from pathlib import Path
 import pytest
 
 from agent.collectors.patches import apt
+from agent.collectors.patches.collector import PatchesCollector
+from agent.collectors.patches.config import PatchesConfig
+from agent.readiness.maintenance import MaintenanceConfig
 from agent.collectors.patches.common import Update
-from agent.collectors.patches.isolated import from_json, scan_in_child, to_json
+from agent.collectors.patches.isolated import ChildScans, from_json, to_json
 from agent.collectors.patches.scan import Scan, scan
 
 ROOTS = Path(__file__).resolve().parents[1] / "fixtures" / "roots"
@@ -31,12 +35,12 @@ def test_child_scan_equals_in_process_scan(tmp_path):
     shutil.copytree(ROOTS / "debian12", root, symlinks=True)
     in_process = scan("apt-get", root, 1)
     assert in_process.error is None and in_process.updates
-    assert scan_in_child("apt-get", root, 1) == in_process
+    assert ChildScans()("apt-get", root, 1) == in_process
 
 
 def test_a_dying_child_is_a_scan_error(monkeypatch):
     monkeypatch.setattr(sys, "executable", "/bin/false")
-    result = scan_in_child("apt-get", Path("/"), 5)
+    result = ChildScans()("apt-get", Path("/"), 5)
     assert result.updates == [] and result.scanned_ms == 5
     assert result.error is not None and result.error.startswith("scan process failed (1)")
 
@@ -53,5 +57,31 @@ def test_the_child_finds_debians_python_apt(tmp_path):
     assert done.stdout.split() == ["True", "False", "True"]
     root = tmp_path / "debian12"
     shutil.copytree(ROOTS / "debian12", root, symlinks=True)
-    child = scan_in_child("python-apt", root, 1)
+    child = ChildScans()("python-apt", root, 1)
     assert child.error is None and child == scan("python-apt", root, 1)
+
+
+class SlowScans(ChildScans):
+    """A child that never finishes by itself, standing in for a long apt-get scan."""
+
+    def command(self, backend: str, root: Path, now_ms: int) -> list[str]:
+        return [sys.executable, "-c", "import sys, time; print('started', flush=True); time.sleep(600)"]
+
+
+def test_stopping_the_agent_ends_a_scan_in_progress_and_refuses_new_ones(tmp_path):
+    collector = PatchesCollector(PatchesConfig(backend="apt-get"), MaintenanceConfig(), ROOTS / "debian12", None)
+    collector.child_scans = SlowScans()
+    collector.scanner = collector.child_scans
+
+    async def collect_then_stop() -> list:
+        cycle = asyncio.create_task(collector.collect())
+        while collector.child_scans._child is None:  # the scan's child is running
+            await asyncio.sleep(0.01)
+        await collector.close()
+        return await asyncio.wait_for(cycle, 60)  # a hang guard only: without stop() this takes 600 s
+
+    body = asyncio.run(collect_then_stop())[0].body
+    assert body["status"] == "unknown"
+    assert body["status_reasons"][0].startswith("scan process failed (-15)")
+    refused = collector.child_scans("apt-get", ROOTS / "debian12", 1)
+    assert refused.error == "scan process: not started, the agent is stopping"

@@ -19,7 +19,7 @@ from agent.collectors.base import BlockingCollector
 from agent.collectors.patches import apt, deb822, dnf, system
 from agent.collectors.patches.common import FirstSeen, updates_body
 from agent.collectors.patches.config import PatchesConfig
-from agent.collectors.patches.isolated import scan_in_child
+from agent.collectors.patches.isolated import ChildScans
 from agent.collectors.patches.scan import Scan
 from agent.core.reading import Priority, Reading
 from agent.readiness.maintenance import MaintenanceConfig, schedule
@@ -141,7 +141,8 @@ class PatchesCollector(BlockingCollector):
         self.backend = choose_backend(config.backend, root)
         self.first_seen = FirstSeen(None if state_dir is None else state_dir / "patches-first-seen.json")
         self._last: tuple[tuple[float, ...], float, PackageFacts] | None = None
-        self.scanner = scanner or scan_in_child
+        self.child_scans = ChildScans()
+        self.scanner = scanner or self.child_scans
 
     def read(self) -> list[Reading]:
         now = self.clock()
@@ -165,6 +166,9 @@ class PatchesCollector(BlockingCollector):
         body = build_body(facts=self._last[2], root=self.root, config=self.config, maintenance=self.maintenance,
                           now=moment)
         return [Reading(kind="patches", body=body, priority=Priority.SECURITY, retain=True, ts_ms=int(now * 1000))]
+
+    async def close(self) -> None:
+        self.child_scans.stop()  # the daemon is stopping: a scan in progress must not hold it
 
 
 def build(config: Config, *, root: Path = Path("/")) -> list[PatchesCollector]:

@@ -16,6 +16,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from agent.collectors.patches.common import Update
@@ -44,18 +45,52 @@ def import_paths() -> list[str]:
     return paths
 
 
-def scan_in_child(backend: str, root: Path, now_ms: int) -> Scan:
-    """`scan(...)` in a fresh interpreter; a child that fails becomes a Scan with an error."""
-    argv = [sys.executable, "-m", __name__, backend, str(root), str(now_ms)]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(import_paths())}
-    try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT_S, env=env)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return Scan(backend, [], f"scan process: {type(exc).__name__}: {exc}", now_ms)
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
-        return Scan(backend, [], f"scan process failed ({done.returncode}): {last[:300]}", now_ms)
-    return from_json(done.stdout)
+class ChildScans:
+    """Runs `scan(...)` in a fresh interpreter each call; a child that fails becomes a Scan with an
+    error. `stop()` ends a scan in progress: the agent is stopping, and a scan that takes seconds
+    (minutes with apt-get on a slow disk) would otherwise hold the stop until it ends, past
+    systemd's TimeoutStopSec, and the agent would be killed before its goodbye and spool close."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._child: subprocess.Popen[str] | None = None
+        self._stopping = False
+
+    def command(self, backend: str, root: Path, now_ms: int) -> list[str]:
+        return [sys.executable, "-m", __name__, backend, str(root), str(now_ms)]
+
+    def __call__(self, backend: str, root: Path, now_ms: int) -> Scan:
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(import_paths())}
+        with self._lock:
+            if self._stopping:
+                return Scan(backend, [], "scan process: not started, the agent is stopping", now_ms)
+            try:
+                child = subprocess.Popen(self.command(backend, root, now_ms), stdout=subprocess.PIPE,
+                                         stderr=subprocess.PIPE, text=True, env=env)
+            except OSError as exc:
+                return Scan(backend, [], f"scan process: {type(exc).__name__}: {exc}", now_ms)
+            self._child = child
+        try:
+            out, err = child.communicate(timeout=TIMEOUT_S)
+        except subprocess.TimeoutExpired as exc:
+            child.kill()
+            child.communicate()
+            return Scan(backend, [], f"scan process: TimeoutExpired: {exc}", now_ms)
+        finally:
+            with self._lock:
+                self._child = None
+        if child.returncode != 0:
+            last = (err.strip().splitlines() or [f"exit status {child.returncode}"])[-1]
+            return Scan(backend, [], f"scan process failed ({child.returncode}): {last[:300]}", now_ms)
+        return from_json(out)
+
+    def stop(self) -> None:
+        """End the scan in progress (SIGTERM) and refuse new ones."""
+        with self._lock:
+            self._stopping = True
+            child = self._child
+        if child is not None and child.poll() is None:
+            child.terminate()
 
 
 def main(argv: list[str]) -> int:
