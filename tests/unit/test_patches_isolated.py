@@ -85,3 +85,14 @@ def test_stopping_the_agent_ends_a_scan_in_progress_and_refuses_new_ones(tmp_pat
     assert body["status_reasons"][0].startswith("scan process failed (-15)")
     refused = collector.child_scans("apt-get", ROOTS / "debian12", 1)
     assert refused.error == "scan process: not started, the agent is stopping"
+
+
+def test_a_failed_scan_is_logged_as_a_failure_not_as_no_updates(caplog):
+    failing = ChildScans()
+    failing.command = lambda backend, root, now_ms: [sys.executable, "-c", "import sys; sys.exit('apt is broken')"]
+    collector = PatchesCollector(PatchesConfig(backend="apt-get"), MaintenanceConfig(), ROOTS / "debian12", None,
+                                 scanner=failing)
+    with caplog.at_level("INFO", logger="agent.collectors.patches.collector"):
+        collector.read()
+    assert [r.getMessage() for r in caplog.records if "package scan" in r.getMessage()][0].startswith(
+        "package scan failed backend=apt-get error=scan process failed (1): apt is broken")

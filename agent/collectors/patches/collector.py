@@ -156,12 +156,11 @@ class PatchesCollector(BlockingCollector):
             started = time.monotonic()
             result = self.scanner(self.backend, self.root, int(now * 1000))
             self._last = (signature, now, read_facts(result, self.root, self.first_seen, int(now * 1000)))
-            log.info(
-                "package scan backend=%s updates=%d seconds=%.2f",
-                self.backend,
-                len(result.updates),
-                time.monotonic() - started,
-            )
+            seconds = time.monotonic() - started
+            if result.error is None:
+                log.info("package scan backend=%s updates=%d seconds=%.2f", self.backend, len(result.updates), seconds)
+            else:  # the body says so too (status unknown, the reason); the log must not read as "0 updates"
+                log.warning("package scan failed backend=%s error=%s seconds=%.2f", self.backend, result.error, seconds)
         moment = datetime.fromtimestamp(now, timezone.utc)
         body = build_body(facts=self._last[2], root=self.root, config=self.config, maintenance=self.maintenance,
                           now=moment)
