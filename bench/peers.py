@@ -483,7 +483,10 @@ def print_figures(summaries: list[Summary], floors_mib: dict[str, float], load_s
     print(f"best peer for CPU: {best_cpu.name}; for memory: {best_rss.name}; for requests: {best_requests.name}")
     print(f"best_peer_cpu_per_point: {best_cpu.cpu_us_per_point:.1f} us")
     print(f"best_peer_peak_rss: {best_rss.rss_peak_mib:.1f} MiB")
-    print(f"cpu_per_point_ratio: {ours.cpu_us_per_point / best_cpu.cpu_us_per_point:.2f} x")
+    if best_cpu.cpu_us_per_point == 0:  # under one 10 ms tick in the window: happens with --quick's 4 s
+        print(f"{best_cpu.name} used less CPU than /proc resolves in this window: no CPU ratio (use --seconds)")
+    cpu_ratio = ours.cpu_us_per_point / best_cpu.cpu_us_per_point if best_cpu.cpu_us_per_point else float("nan")
+    print(f"cpu_per_point_ratio: {cpu_ratio:.2f} x")
     print(f"rss_ratio: {ours.rss_peak_mib / best_rss.rss_peak_mib:.2f} x")
     print(f"requests_per_cycle_ratio: {ours.requests_per_cycle / best_requests.requests_per_cycle:.2f} x")
 
