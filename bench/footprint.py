@@ -3,9 +3,9 @@
 Starts the two demo PLC simulators and a private Mosquitto, runs the agent as its own
 process with the demo config, and samples the agent's RSS and CPU time after a warm-up.
 Baselines in the same run: a bare `python3` interpreter, the "import floor" (a process that
-only imports the agent's libraries, as bench/peers.py defines it) and the "library floor" (the
-same plus the library modules the agent actually imports, LIBRARY_IMPORTS: `import pydantic`
-alone loads a lazy stub), so the figures say what the agent adds whatever the machine.
+only imports the agent's libraries) and the "library floor" (the same plus the library modules
+the agent actually imports: `import pydantic` alone loads a lazy stub), both as bench/peers.py
+defines them (FLOORS), so the figures say what the agent adds whatever the machine.
 
 --per-collector runs five agents side by side instead (each its own node id and state dir,
 one plant and broker): one with no collector at all (the core: config, signing, spool,
@@ -35,17 +35,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from agent.trust import keys  # noqa: E402
-from bench.peers import FLOOR_IMPORTS  # noqa: E402
+from bench.peers import FLOORS  # noqa: E402
 from simulators.demo import plant as demo  # noqa: E402
 from simulators.localnet import free_port, wait_for_port  # noqa: E402
 
 MIB = 2**20
-# What the agent imports from its libraries beyond bench/peers.py's floor, whose `import pydantic`
-# loads a lazy stub: BaseModel lives in pydantic.main, and the first model imports pydantic.types,
-# pydantic.fields and importlib.metadata (plugin discovery); the node key is PEM, read through
-# cryptography's serialization. No model is built and no agent module imported.
-LIBRARY_IMPORTS = "pydantic.main, pydantic.types, pydantic.fields, importlib.metadata, " \
-                  "cryptography.hazmat.primitives.serialization"
 FAMILIES = ("host", "patches", "posture")  # the [collectors.*] sections; Modbus is its devices
 
 
@@ -96,8 +90,7 @@ def plant(state: Path) -> Iterator[tuple[int, dict[int, int]]]:
 @contextmanager
 def baselines() -> Iterator[dict[str, psutil.Process]]:
     """A bare interpreter and the import floors, sleeping beside the agents."""
-    codes = {"bare_python": "import time", "import_floor": f"import {FLOOR_IMPORTS}, time",
-             "library_floor": f"import {FLOOR_IMPORTS}, {LIBRARY_IMPORTS}, time"}
+    codes = {"bare_python": "import time", **{name: f"import {modules}, time" for name, modules in FLOORS.items()}}
     procs = {name: subprocess.Popen([sys.executable, "-c", f"{code}\nprint(flush=True); time.sleep(3600)"],
                                     stdout=subprocess.PIPE) for name, code in codes.items()}
     try:

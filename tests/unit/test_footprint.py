@@ -3,6 +3,7 @@ the system, and `edge-agent run` imports neither disabled collectors nor the boa
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 
@@ -54,5 +55,25 @@ print(",".join(built), *(family for family, module in FAMILIES.items() if module
 
 
 def test_edge_agent_commands_do_not_import_the_board():
-    code = "import sys, agent.cli; print(sorted(m for m in sys.modules if m.startswith(('agent.fleet.', 'agent.web'))))"
+    code = ("import sys, agent.cli; agent.cli.build_parser(); "
+            "print(sorted(m for m in sys.modules if m.startswith(('agent.fleet.', 'agent.web'))))")
     assert run_python(code) == ["['agent.fleet.defaults']"]
+
+
+def test_a_named_command_imports_only_its_own_module():
+    code = ("import sys, agent.cli; agent.cli.build_parser(sys.argv[1]); "
+            "print(*sorted(m for m in sys.modules if m.startswith('agent.cli.') and m != 'agent.cli.common'))")
+    assert subprocess.run([sys.executable, "-c", code, "run"], capture_output=True, text=True, check=True,
+                          timeout=60).stdout.split() == ["agent.cli.run"]
+
+
+def test_the_command_table_names_every_registered_command():
+    from agent import cli
+
+    subparsers = next(action for action in cli.build_parser()._actions
+                      if isinstance(action, argparse._SubParsersAction))
+    assert list(subparsers.choices) == list(cli.COMMANDS)
+    for command, module in cli.COMMANDS.items():
+        alone = next(action for action in cli.build_parser(command)._actions
+                     if isinstance(action, argparse._SubParsersAction))
+        assert command in alone.choices, f"{command} is registered by agent.cli.{module}? it is not"
