@@ -51,6 +51,9 @@ log = logging.getLogger(__name__)
 
 STALL_S = 60.0  # a publisher without a heartbeat for this long is hung: stop the watchdog pings
 CHANGE_CHECK_S = 1.0  # how soon status.json shows a connection or collector state change
+# Readings emitted within this long of the first are sealed and spooled together, in one transaction: the
+# devices of a line finish their cycles together, and each transaction costs about as much as its rows.
+BURST_S = 0.02
 
 
 class Agent:
@@ -78,6 +81,8 @@ class Agent:
         self.exit_status = 0
         self.announced: tuple[int, tuple[str, str]] = (0, ("ok", ""))  # what the status stream has told
         self.latest: dict[str, dict[str, Any]] = {}  # stream -> last sealed seq/ts/body, for the verdict
+        self.burst: list[Reading] = []  # emitted, to be sealed and spooled when the burst ends
+        self.burst_end: asyncio.TimerHandle | None = None
         lifecycle = Lifecycle(
             seal_will=lambda: self.sealer.seal(self.status_reading("offline", "connection lost (Last Will, sealed "
                                                                               "when the connection opened)")),
@@ -136,13 +141,33 @@ class Agent:
         log.info("key rotation notice spooled topic=%s kid=%s", topic, self.sealer.kid)
 
     def emit(self, readings: list[Reading]) -> None:
-        """Seal and queue readings (the store never refuses: storage faults go to memory)."""
-        messages = []
-        for reading in readings:
-            message, seq, ts_ms = self.sealer.seal_stamped(reading)
-            readiness.remember(self.latest, reading.stream, seq, ts_ms, reading.body)
-            messages.append(message)
-        self.spool.put_many(messages)
+        """Queue readings to be sealed and spooled with the rest of their burst, BURST_S after its first."""
+        self.burst.extend(readings)
+        if self.burst_end is None:
+            self.burst_end = asyncio.get_running_loop().call_later(BURST_S, self.flush)
+
+    def flush(self) -> None:
+        """Seal the burst's readings and spool them in one transaction (the store never refuses:
+        storage faults go to memory). Sealing at the end of the burst, not at each emit, means a
+        crash inside it leaves no gap in the sequence numbers: the readings were never sealed."""
+        if self.burst_end is not None:
+            self.burst_end.cancel()
+            self.burst_end = None
+        readings, self.burst = self.burst, []
+        if not readings:
+            return
+        try:
+            messages = []
+            for reading in readings:
+                message, seq, ts_ms = self.sealer.seal_stamped(reading)
+                readiness.remember(self.latest, reading.stream, seq, ts_ms, reading.body)
+                messages.append(message)
+            self.spool.put_many(messages)
+        except Exception as exc:  # outside any supervised part: stop, so systemd restarts the agent
+            log.critical("sealing or spooling failed, stopping so the agent is restarted readings=%d error=%r",
+                         len(readings), exc, exc_info=exc)
+            self.exit_status = 1
+            self.stop_event.set()
 
     def announce_storage(self) -> None:
         """A status event as soon as the spool is quarantined or storage degrades or recovers,
@@ -295,6 +320,7 @@ class Agent:
         await asyncio.gather(*tasks, return_exceptions=True)
         for collector in self.collectors:
             await collector.close()
+        self.flush()  # the last burst, before the publisher's final flush and goodbye
         flushed = await asyncio.to_thread(self.publisher.stop, self.config.spool.stop_timeout)
         write_runtime(self.config.state_dir, self.runtime_snapshot(stopped=True))
         log.info("agent stopped node=%s flushed=%s backlog=%d reload=%s exit_status=%d", self.config.node.id,

@@ -5,7 +5,7 @@ One thread owns the connection (paho-mqtt 2.x driven through its external-loop i
 fresh paho client per connection: paho's own queue of unacknowledged messages dies with it,
 and the spool is the only store. The thread sleeps in one `select` until the broker sends
 (a PUBACK), paho has bytes to write, or the store says something became publishable (a
-byte on the wake-up socket pair; it then waits `SETTLE_S` for the rest of the burst), and at
+byte on the wake-up socket pair; the daemon puts a whole burst of readings at once), and at
 least once per `IDLE_WAKE_S` (heartbeat, keepalive): no polling, so an idle link costs a
 wake-up every few seconds.
 
@@ -65,7 +65,6 @@ IDLE_WAKE_S = 5.0
 # consumers drop (docs/operations.md, "Durability").
 ACK_FLUSH_S = 1.0
 ACK_BATCH = 32
-SETTLE_S = 0.03  # after the store's first news, wait this long for the rest of its burst
 _HANDSHAKE_RESETS = (ConnectionResetError, ConnectionAbortedError, BrokenPipeError)
 
 
@@ -374,9 +373,6 @@ class Publisher:
         except (TypeError, ValueError, OSError):  # the socket was closed under us
             return False
         if self._wake_r in readable:
-            # News from the store usually comes in bursts (the devices of a line finish within
-            # milliseconds of each other): let the burst complete, then hand it over at once.
-            self._stop.wait(SETTLE_S)
             try:
                 self._wake_r.recv(4096)
             except BlockingIOError:
