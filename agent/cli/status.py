@@ -121,6 +121,8 @@ def _fault_lines(report: dict[str, Any], runtime: dict[str, Any], now_ms: int) -
     sequence = runtime.get("sequence") or {}
     if sequence and not sequence.get("persisted", True):
         lines.append(f"sequence:       NOT persisted, numbering from memory ({sequence.get('write_error')})")
+    if sequence.get("unsealable"):
+        lines.append(f"unsealable:     {sequence['unsealable']} readings could not be sealed and were dropped (see the log)")
     troubled = {name: part for name, part in (runtime.get("parts") or {}).items() if part.get("state") != "running"}
     for name, part in sorted(troubled.items()):
         error = f", last error: {part['last_error']}" if part.get("last_error") else ""

@@ -83,6 +83,7 @@ class Agent:
         self.latest: dict[str, dict[str, Any]] = {}  # stream -> last sealed seq/ts/body, for the verdict
         self.burst: list[Reading] = []  # emitted, to be sealed and spooled when the burst ends
         self.burst_end: asyncio.TimerHandle | None = None
+        self.unsealable = 0  # readings dropped because they could not be sealed (a collector's bug)
         lifecycle = Lifecycle(
             seal_will=lambda: self.sealer.seal(self.status_reading("offline", "connection lost (Last Will, sealed "
                                                                               "when the connection opened)")),
@@ -156,16 +157,22 @@ class Agent:
         readings, self.burst = self.burst, []
         if not readings:
             return
-        try:
-            messages = []
-            for reading in readings:
+        messages = []
+        for reading in readings:
+            try:
                 message, seq, ts_ms = self.sealer.seal_stamped(reading)
-                readiness.remember(self.latest, reading.stream, seq, ts_ms, reading.body)
-                messages.append(message)
+            except Exception as exc:  # noqa: BLE001 - one bad reading (a collector's bug) costs itself only
+                self.unsealable += 1
+                log.error("reading could not be sealed, dropped stream=%s error=%r total=%d", reading.stream, exc,
+                          self.unsealable)
+                continue
+            readiness.remember(self.latest, reading.stream, seq, ts_ms, reading.body)
+            messages.append(message)
+        try:
             self.spool.put_many(messages)
         except Exception as exc:  # outside any supervised part: stop, so systemd restarts the agent
-            log.critical("sealing or spooling failed, stopping so the agent is restarted readings=%d error=%r",
-                         len(readings), exc, exc_info=exc)
+            log.critical("spooling failed, stopping so the agent is restarted readings=%d error=%r",
+                         len(messages), exc, exc_info=exc)
             self.exit_status = 1
             self.stop_event.set()
 
@@ -193,7 +200,8 @@ class Agent:
                           "last_fault": self.publisher.last_fault},
             "parts": {name: asdict(part) for name, part in sorted(self.parts.items())},
             "storage": self.spool.health(),
-            "sequence": {"persisted": self.session.persisted, "write_error": self.session.write_error},
+            "sequence": {"persisted": self.session.persisted, "write_error": self.session.write_error,
+                         "unsealable": self.unsealable},
             "collectors": {name: asdict(h) for name, h in self.health.items()},
         }
 

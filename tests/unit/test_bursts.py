@@ -58,3 +58,22 @@ def test_flush_spools_a_burst_at_once_and_leaves_nothing_behind(tmp_path: Path) 
     agent.flush()  # nothing pending: no empty transaction, no error
     assert agent.spool.depth == 1
     agent.spool.close()
+
+
+def test_a_reading_that_cannot_be_sealed_costs_itself_only_and_is_reported(tmp_path: Path, caplog) -> None:
+    agent = agent_in(tmp_path)
+    broken = Reading(kind="modbus", subject="unit2", body={"device": "unit2", "values": {"t": float("nan")}},
+                     ts_ms=1_700_000_000_000)  # JSON has no NaN: a collector's bug
+
+    async def burst() -> None:
+        agent.emit([reading("unit1"), broken, reading("unit3")])
+        await asyncio.sleep(BURST_S * 3)
+
+    with caplog.at_level("ERROR", logger="agent.daemon.service"):
+        asyncio.run(burst())
+    sent = agent.spool.next_batch({}, 10)
+    assert sorted(json.loads(m.payload)["body"]["device"] for m in sent) == ["unit1", "unit3"]
+    assert not agent.stop_event.is_set() and agent.exit_status == 0
+    assert agent.runtime_snapshot()["sequence"]["unsealable"] == 1
+    assert any("reading could not be sealed, dropped stream=modbus/unit2" in r.getMessage() for r in caplog.records)
+    agent.spool.close()

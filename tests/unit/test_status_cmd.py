@@ -62,7 +62,7 @@ def test_storage_faults_publisher_and_quarantine_are_shown(tmp_path: Path) -> No
         "storage": {"state": "degraded", "cause": "disk full", "since_ms": 3000, "memory_depth": 120,
                     "memory_bytes": 300_000, "memory_max_bytes": 8 * 1024**2, "free_bytes": 0,
                     "min_free": 256 * 1024**2, "last_error": "disk full: database or disk is full"},
-        "sequence": {"persisted": False, "write_error": "[Errno 28] No space left on device"},
+        "sequence": {"persisted": False, "write_error": "[Errno 28] No space left on device", "unsealable": 3},
         "parts": {"report": {"state": "restarting", "restarts": 1, "last_error": "OSError(28)"},
                   "readiness": {"state": "running", "restarts": 0, "last_error": ""}},
     })
@@ -71,6 +71,7 @@ def test_storage_faults_publisher_and_quarantine_are_shown(tmp_path: Path) -> No
     assert "storage:        DEGRADED: disk full since" in text and "120 messages (293 KiB) in memory, max 8.0 MiB" in text
     assert "0 KiB free, reserve 256.0 MiB" in text
     assert "sequence:       NOT persisted, numbering from memory ([Errno 28] No space left on device)" in text
+    assert "unsealable:     3 readings could not be sealed and were dropped (see the log)" in text
     assert "report" in text and "restarting, 1 restarts, last error: OSError(28)" in text and "readiness" not in text
     assert "quarantined:    /s/spool.db.corrupt-20261127T130000.000Z at" in text
     assert "480 salvaged, 520 lost (database disk image is malformed)" in text
