@@ -3,6 +3,7 @@ one pass reports every problem (`every_problem`)."""
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -66,6 +67,16 @@ def _check_name(value: str) -> str:
 
 Name = Annotated[str, AfterValidator(_check_name)]
 """An identifier that ends up in MQTT topics and JSON keys."""
+
+
+def is_loopback(host: str | None) -> bool:
+    """Whether `host` (an address or "localhost") can only be reached from this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host or "").is_loopback
+    except ValueError:
+        return False  # a name: it may resolve to anything
 
 
 class Section(BaseModel):

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from agent.core.settings import is_loopback
 from agent.fleet.ingest import Ingest, IngestSettings
 from agent.fleet.store import default_url, describe, open_store
 from agent.trust import keys
@@ -63,7 +64,7 @@ class Board:
             raise ValueError(problem)
         if web.insecure_listen and (warning := exposure.insecure_warning(host, port, https=https, users=people)):
             self.warnings.append(warning)
-        may_open = (exposure.is_loopback(host) or web.insecure_listen) and not sso
+        may_open = (is_loopback(host) or web.insecure_listen) and not sso
         if may_open and people == 0 and not web.insecure_listen:
             self.warnings.append(f"board access open address={host}:{port} (no users yet): anyone on this machine "
                                  "reads the board; `edge-agent board-user add NAME --role admin` requires a login")

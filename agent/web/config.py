@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
-from agent.core.settings import ConfigPath, PositiveDuration, Problem, Section, every_problem
+from agent.core.settings import ConfigPath, PositiveDuration, Problem, Section, every_problem, is_loopback
 from agent.web.server import parse_listen
 
 DEFAULT_NAME = "board.toml"
@@ -85,22 +85,12 @@ class LoginLimitConfig(Section):
     window: PositiveDuration = Field(300.0, description="the sliding window, e.g. \"5m\"")
 
 
-def _is_loopback(host: str | None) -> bool:
-    """As agent.web.auth.exposure.is_loopback, which this module cannot import (that package imports it)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host or "").is_loopback
-    except ValueError:
-        return False  # a name: it may resolve to anything
-
-
 def url_problem(url: str) -> str | None:
     """Why `url` cannot be a provider or callback address: https, or http on loopback only (tests, labs)."""
     parts = urlsplit(url)
     if parts.scheme == "https" and parts.hostname:
         return None
-    if parts.scheme == "http" and _is_loopback(parts.hostname):
+    if parts.scheme == "http" and is_loopback(parts.hostname):
         return None
     return f"{url!r} must be an https:// URL (plain http only to localhost, for a lab)"
 

@@ -205,7 +205,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
-    from agent.web.auth.exposure import is_loopback
+    from agent.core.settings import is_loopback
     from agent.web.server import parse_listen
 
     args = parser().parse_args(argv)

@@ -4,16 +4,7 @@ and at least one user, unless the operator explicitly accepts a lab setup (insec
 
 from __future__ import annotations
 
-import ipaddress
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # a name: it may resolve to anything
+from agent.core.settings import is_loopback
 
 
 def listen_problem(host: str, port: int, *, https: bool, users: int, insecure: bool) -> str | None:
