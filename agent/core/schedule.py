@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 
 
 def next_tick(start: float, interval: float, now: float) -> float:
@@ -32,11 +33,7 @@ def spread_phases(slots: list[tuple[float, str]]) -> list[float]:
     cost the host its own wake-ups (of the event loop and of the publisher), which on a
     small gateway cost more than the work itself.
     """
-    groups: dict[float, list[str]] = {}
-    for interval, group in slots:
-        members = groups.setdefault(interval, [])
-        if group not in members:
-            members.append(group)
+    groups = _groups_by_interval(slots)
     return [interval * groups[interval].index(group) / len(groups[interval]) for interval, group in slots]
 
 
@@ -47,14 +44,18 @@ def lead_ins(slots: list[tuple[float, str]]) -> list[float]:
     in its line's idle time; probes started together would compete for that time (a silent
     unit's probe could use up a healthy neighbour's). From the second cycle on a group runs
     together. With a single group this is the even spread of the whole interval."""
-    groups: dict[float, list[str]] = {}
-    members: dict[tuple[float, str], int] = {}
-    for interval, group in slots:
-        if group not in groups.setdefault(interval, []):
-            groups[interval].append(group)
-        members[interval, group] = members.get((interval, group), 0) + 1
+    groups = _groups_by_interval(slots)
+    members = Counter(slots)
     out, rank = [], dict.fromkeys(members, 0)
     for interval, group in slots:
         out.append(interval / len(groups[interval]) * rank[interval, group] / members[interval, group])
         rank[interval, group] += 1
     return out
+
+
+def _groups_by_interval(slots: list[tuple[float, str]]) -> dict[float, list[str]]:
+    """The distinct groups of each interval, in the order they first appear."""
+    groups: dict[float, dict[str, None]] = {}  # a dict keeps first-seen order, without repeats
+    for interval, group in slots:
+        groups.setdefault(interval, {})[group] = None
+    return {interval: list(names) for interval, names in groups.items()}
