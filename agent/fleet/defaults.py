@@ -1,6 +1,6 @@
-"""Fleet defaults the command line shows in its help, apart from the code that uses them: every
-`edge-agent` command builds the whole parser, so `edge-agent run` on a panel PC imports these
-constants, not the board's state rules and store (about 0.4 MiB RSS)."""
+"""Fleet defaults the command line shows in its help, apart from the code that uses them: `--help`
+builds every command's parser, and must not import the board's state rules and store for it
+(about 0.4 MiB RSS)."""
 
 DAY_MS = 86_400_000
 SILENT_AFTER_S = 120.0  # a node not heard from for this long shows silent

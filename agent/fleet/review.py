@@ -23,7 +23,6 @@ from typing import Any
 from agent.readiness.model import LEVELS
 from agent.readiness.policy import Policy
 
-DAY_MS = 86_400_000
 Transition = tuple[int, str, str, str]  # ms, level, security, operations
 
 
