@@ -111,7 +111,7 @@ class Publisher:
         self._tls = tls_context(config)
         self._password = read_password(config)
         self._stop = threading.Event()
-        self._wake = threading.Event()
+        self._cut_wait = threading.Event()  # stop() cuts a backoff wait short (once)
         self._deadline = float("inf")
         self._goodbye: Message | None = None
         self._flushed = False
@@ -149,7 +149,7 @@ class Publisher:
         """Say goodbye and flush within about `timeout` s, disconnect cleanly; True if all went."""
         self._deadline = time.monotonic() + timeout
         self._stop.set()
-        self._wake.set()
+        self._cut_wait.set()
         self.wake()
         if self._thread is not None:
             self._thread.join(timeout + CONNACK_TIMEOUT_S)
@@ -181,8 +181,8 @@ class Publisher:
         end = time.monotonic() + seconds
         while (now := time.monotonic()) < end and not self._past_deadline():
             self.heartbeat = now
-            if self._wake.wait(min(0.2, end - now)):
-                self._wake.clear()
+            if self._cut_wait.wait(min(0.2, end - now)):
+                self._cut_wait.clear()
                 return
 
     def _say_goodbye(self) -> Message:
