@@ -50,6 +50,7 @@ KEEPALIVE_S = 15.0  # an SSE comment this often keeps proxies and idle timers fr
 RECHECK_S = 15.0  # a live page's login (or token) is checked again this often: a logout or removal ends it
 SUBSCRIBER_QUEUE = 16  # updates a slow page may fall behind before it gets a fresh snapshot
 NO_STORE = {"Cache-Control": "no-store"}
+STORE_UNAVAILABLE = "the fleet store is unavailable; see the board's log"  # 503, the API's and the access check's
 
 
 def _json(data: Any, status: int = 200) -> Response:
@@ -104,7 +105,12 @@ class Updates:
             checked = time.monotonic()
             while not await request.is_disconnected():
                 if still_allowed is not None and time.monotonic() - checked >= RECHECK_S:
-                    if not await run_in_threadpool(still_allowed):
+                    try:
+                        allowed = await run_in_threadpool(still_allowed)
+                    except StoreError as exc:  # cannot tell: end it; the page reconnects and is told (503)
+                        log.error("fleet store unavailable path=%s error=%s", request.url.path, exc)
+                        allowed = False
+                    if not allowed:
                         return  # the page reconnects, is refused and goes to the login
                     checked = time.monotonic()
                 try:
@@ -199,7 +205,7 @@ def create_app(view: FleetView, *, refresh_s: float = REFRESH_S) -> FastAPI:
     @app.exception_handler(StoreError)
     async def store_unavailable(request: Request, exc: StoreError) -> Response:
         log.error("fleet store unavailable path=%s error=%s", request.url.path, exc)
-        return _json({"error": "the fleet store is unavailable; see the board's log"}, 503)
+        return _json({"error": STORE_UNAVAILABLE}, 503)
 
     return app
 

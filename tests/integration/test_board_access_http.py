@@ -119,6 +119,35 @@ def test_an_expired_session_is_sent_to_the_login_which_says_so(secured) -> None:
     assert "Your session has ended" in page.text and browser.cookie is None  # and the stale cookie is cleared
 
 
+def test_a_session_outlives_a_board_restart_on_the_same_store(secured, tmp_path) -> None:
+    browser = client(secured)
+    browser.login("vera")
+    secured.stop()  # the process goes; the session is in the store, not in its memory
+    restarted = Board(None, None, db=str(tmp_path / "fleet.sqlite"), listen=("127.0.0.1", 0),
+                      web=BoardConfig.model_validate({}), clock=secured.clock_).start()
+    try:
+        browser.port = restarted.http.socket.getsockname()[1]
+        assert json.loads(browser.call("GET", "/api/me").body)["user"] == "vera"
+        assert client(restarted).call("GET", "/api/fleet").status == 401  # and strangers are still out
+    finally:
+        restarted.stop()
+
+
+def test_a_store_that_cannot_be_read_lets_nobody_in_and_says_why(secured, caplog) -> None:
+    browser = client(secured)
+    browser.login("alice")
+    secured.db.close()  # every query of the store now fails, as with a database gone away
+    with caplog.at_level("ERROR", logger="agent.web.auth.middleware"):
+        api, page = browser.call("GET", "/api/me"), browser.call("GET", "/admin")
+        token = client(secured, extra={"Authorization": f"Bearer {secured.tokens['read']}"}).call("GET", "/api/fleet")
+    assert (api.status, page.status, token.status) == (503, 503, 503)  # not a 500 with a traceback, nor let in
+    assert json.loads(api.body) == {"error": "the fleet store is unavailable; see the board's log"}
+    assert "the fleet store is unavailable" in page.text and page.header("content-security-policy")
+    assert [r.getMessage().split(" error=")[0] for r in caplog.records] == [
+        "fleet store unavailable path=/api/me", "fleet store unavailable path=/admin",
+        "fleet store unavailable path=/api/fleet"]
+
+
 CALLERS = ("nobody", "viewer", "admin", "metrics token", "read token")
 ALLOWED = {rules.PUBLIC: set(CALLERS), rules.VIEWER: {"viewer", "admin", "read token"},
            rules.METRICS: {"viewer", "admin", "read token", "metrics token"}, rules.ADMIN: {"admin"}}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -15,10 +16,14 @@ from starlette.requests import cookie_parser
 from starlette.routing import Match, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from agent.fleet.store import StoreError
+from agent.web.app import STORE_UNAVAILABLE
 from agent.web.auth import proxy, rules
 from agent.web.auth.access import COOKIE, Access, Caller
 from agent.web.auth.headers import security_headers
 from agent.web.auth.pages import refusal_page
+
+log = logging.getLogger(__name__)
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
@@ -64,7 +69,12 @@ class AccessMiddleware:
             await send(message)
 
         cookie = cookie_parser(headers.get("cookie", "")).get(COOKIE)
-        caller = await run_in_threadpool(self.access.identify, addr, https, headers.get("authorization"), cookie)
+        try:
+            caller = await run_in_threadpool(self.access.identify, addr, https, headers.get("authorization"), cookie)
+        except StoreError as exc:  # who is asking cannot be known: nobody is let in, and the log says why
+            log.error("fleet store unavailable path=%s error=%s", scope["path"], exc)
+            await _refuse(send_secured, 503, STORE_UNAVAILABLE, scope["path"])
+            return
         scope.setdefault("state", {})["caller"] = caller
         rule = rule_for(self.router, scope)
         path = scope["path"]
